@@ -1,0 +1,214 @@
+"""A ModelLedger that keeps every model resident and switches LoRAs in place.
+
+ltx-pipelines' ModelLedger builds a fresh model (reading its weights from disk) on every call; the pipelines
+call it once per stage of every job. For a server that is the difference between seconds and minutes per job
+on the real 19B weights, so this ledger builds each component once and hands the same instance back.
+
+LoRAs (a face profile, the distilled LoRA of two-stage runs) are fused into the resident transformer in place
+with ltx-core's own `apply_loras` on just the touched weights, after restoring the originals of whatever was
+fused before. The base model is never rebuilt or re-read to switch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from ltx_core.loader import LoraPathStrengthAndSDOps, LoraStateDictWithStrength, StateDict, apply_loras
+from ltx_core.loader.sft_loader import SafetensorsStateDictLoader
+from ltx_core.quantization import QuantizationPolicy
+from ltx_pipelines.utils.model_ledger import ModelLedger
+
+_GEMMA_TOP_KEYS = ("mm_tokens_per_image", "boi_token_index", "eoi_token_index", "image_token_index")
+
+
+def sync_gemma_config(gemma_root: str | Path) -> None:
+    """Make ltx-core's global Gemma config match the Gemma root being loaded.
+
+    ltx-core builds the text encoder (and sizes the feature-extractor projection) from a hard-coded
+    Gemma-3 12B config. Copying the root's own config.json over it keeps both consistent; for the real
+    12B root the values are the same and nothing changes.
+    """
+    from ltx_core.text_encoders.gemma.config import GEMMA3_CONFIG_FOR_LTX as cfg
+    from ltx_core.utils import find_matching_file
+
+    try:
+        data = json.loads(find_matching_file(str(gemma_root), "config.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return
+    for section, target in (("text_config", cfg.text_config), ("vision_config", cfg.vision_config)):
+        for key, value in (data.get(section) or {}).items():
+            if hasattr(target, key) and key != "rope_scaling":
+                setattr(target, key, value)
+    for key in _GEMMA_TOP_KEYS:
+        if key in data:
+            setattr(cfg, key, data[key])
+
+
+@dataclass
+class _Resident:
+    """What every view of one ledger shares: built models and the LoRA state of the transformer."""
+
+    models: dict[str, torch.nn.Module] = field(default_factory=dict)
+    lora_cache: dict[tuple[str, int, int], StateDict] = field(default_factory=dict)
+    fused: tuple[tuple[str, float], ...] = ()
+    originals: dict[str, torch.Tensor] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    builds: int = 0
+
+
+class ResidentLedger(ModelLedger):
+    """ModelLedger whose model methods return one resident instance each (see module docstring)."""
+
+    def __init__(
+        self,
+        dtype: torch.dtype,
+        device: torch.device,
+        checkpoint_path: str | None = None,
+        gemma_root_path: str | None = None,
+        spatial_upsampler_path: str | None = None,
+        loras: tuple[LoraPathStrengthAndSDOps, ...] = (),
+        quantization: QuantizationPolicy | None = None,
+    ):
+        if gemma_root_path is not None:
+            sync_gemma_config(gemma_root_path)
+        # The base builders never carry LoRAs: they are fused in place per view (see transformer()).
+        super().__init__(
+            dtype=dtype,
+            device=device,
+            checkpoint_path=checkpoint_path,
+            gemma_root_path=gemma_root_path,
+            spatial_upsampler_path=spatial_upsampler_path,
+            loras=(),
+            quantization=quantization,
+        )
+        self.loras = tuple(loras)
+        self._resident = _Resident()
+
+    # Views share builders and residents; only the LoRA set differs.
+    def with_loras(self, loras: tuple[LoraPathStrengthAndSDOps, ...]) -> ResidentLedger:
+        view = copy.copy(self)
+        view.loras = tuple(loras)
+        return view
+
+    @property
+    def builds(self) -> int:
+        """How many models this ledger has built (each build reads weights from disk)."""
+        return self._resident.builds
+
+    def preload(self, name: str, model: torch.nn.Module) -> None:
+        """Make an already-built model resident (benchmarks build random full-size models this way)."""
+        self._resident.models[name] = model
+
+    def _get(self, name: str, build) -> torch.nn.Module:
+        with self._resident.lock:
+            model = self._resident.models.get(name)
+            if model is None:
+                model = build()
+                self._resident.models[name] = model
+                self._resident.builds += 1
+            return model
+
+    def transformer(self):
+        with self._resident.lock:
+            model = self._get("transformer", super().transformer)
+            self._fuse(model, self.loras)
+            return model
+
+    def video_decoder(self):
+        return self._get("video_decoder", super().video_decoder)
+
+    def video_encoder(self):
+        return self._get("video_encoder", super().video_encoder)
+
+    def text_encoder(self):
+        return self._get("text_encoder", super().text_encoder)
+
+    def gemma_embeddings_processor(self):
+        return self._get("embeddings_processor", super().gemma_embeddings_processor)
+
+    def audio_encoder(self):
+        return self._get("audio_encoder", super().audio_encoder)
+
+    def audio_decoder(self):
+        return self._get("audio_decoder", super().audio_decoder)
+
+    def vocoder(self):
+        return self._get("vocoder", super().vocoder)
+
+    def spatial_upsampler(self):
+        return self._get("spatial_upsampler", super().spatial_upsampler)
+
+    def warm_up(self, *, audio_encoder: bool = True) -> None:
+        """Build every component now, so the first job pays no load time."""
+        self.text_encoder()
+        self.gemma_embeddings_processor()
+        self.video_encoder()
+        self.transformer()
+        self.video_decoder()
+        self.audio_decoder()
+        self.vocoder()
+        if getattr(self, "upsampler_builder", None) is not None:
+            self.spatial_upsampler()
+        if audio_encoder:
+            self.audio_encoder()
+
+    # --- in-place LoRA switching -------------------------------------------------------------------------
+
+    def _lora_state(self, lora: LoraPathStrengthAndSDOps) -> StateDict:
+        path = Path(lora.path)
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+        cached = self._resident.lora_cache.get(key)
+        if cached is None:
+            cached = SafetensorsStateDictLoader().load(str(path), sd_ops=lora.sd_ops, device=torch.device("cpu"))
+            self._resident.lora_cache = {k: v for k, v in self._resident.lora_cache.items() if k[0] != key[0]}
+            self._resident.lora_cache[key] = cached
+        return cached
+
+    def _fuse(self, model: torch.nn.Module, loras: tuple[LoraPathStrengthAndSDOps, ...]) -> None:
+        wanted = tuple((str(Path(lo.path).resolve()), float(lo.strength)) for lo in loras)
+        resident = self._resident
+        if wanted == resident.fused:
+            return
+        # fp8-scaled-mm keeps weight scales as buffers beside the weights.
+        params = {**dict(model.velocity_model.named_buffers()), **dict(model.velocity_model.named_parameters())}
+        with torch.no_grad():
+            # Back to the base weights first, then fuse the new set on top.
+            for name, original in resident.originals.items():
+                params[name].data.copy_(original)
+            resident.originals = {}
+            resident.fused = ()
+            states = [LoraStateDictWithStrength(self._lora_state(lo), lo.strength) for lo in loras if lo.strength]
+            touched = sorted(
+                {k[: -len(".lora_A.weight")] + ".weight" for s in states for k in s.state_dict.sd if k.endswith(".lora_A.weight")}
+            )
+            missing = [name for name in touched if name not in params]
+            if missing:
+                raise LoraMismatchError(
+                    f"LoRA does not fit this model: {len(missing)} target weight(s) not found, e.g. {missing[0]}"
+                )
+            if touched:
+                base = {name: params[name].data for name in touched}
+                for name in touched:
+                    scale = name.replace(".weight", ".weight_scale")
+                    if scale in params:
+                        base[scale] = params[scale].data
+                fused = apply_loras(
+                    model_sd=StateDict(base, next(iter(base.values())).device, 0, set()),
+                    lora_sd_and_strengths=states,
+                    dtype=None,
+                )
+                for name, value in fused.sd.items():
+                    if name not in resident.originals:
+                        resident.originals[name] = params[name].data.clone()
+                    params[name].data.copy_(value.to(params[name].dtype))
+        resident.fused = wanted
+
+
+class LoraMismatchError(ValueError):
+    """The LoRA's target weights are not in this transformer (wrong base model)."""

@@ -1,0 +1,326 @@
+"""The engine: ltx-pipelines' own pipeline classes, run on one resident ledger.
+
+Three modes, each the library's class:
+- text → video + speech, distilled (default): `DistilledPipeline` (8 + 3 steps, no guidance);
+- text → video + speech, two-stage (quality): `TI2VidTwoStagesPipeline` (guided stage 1, distilled-LoRA stage 2);
+- audio → video (the user's own voice): `A2VidPipelineTwoStage`.
+A reference image conditions frame 0 in every mode; optional keyframe anchors repeat it at later frames.
+The pipelines are built once; per job only their ledgers are swapped for views with the job's LoRAs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import torch
+from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
+from ltx_core.model.video_vae import TilingConfig
+from ltx_core.quantization import QuantizationPolicy
+from ltx_core.types import Audio
+from ltx_pipelines.a2vid_two_stage import A2VidPipelineTwoStage
+from ltx_pipelines.distilled import DistilledPipeline
+from ltx_pipelines.ti2vid_two_stages import TI2VidTwoStagesPipeline
+from ltx_pipelines.utils.args import ImageConditioningInput
+from ltx_pipelines.utils.constants import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, detect_params
+from safetensors import safe_open
+
+from ltx2.engine import progress
+from ltx2.engine.device import apply_cpu_shims, resolve_device
+from ltx2.engine.errors import InvalidInputError, OutOfMemoryError
+from ltx2.engine.ledger import ResidentLedger
+
+Mode = Literal["distilled", "two-stage"]
+MAX_FRAMES = 481  # 20 s at 24 fps: LTX-2's longest clip
+MAX_SIDE = 2048
+_SPATIAL_MULTIPLE = 64  # both stages: stage 1 runs at half size on a 32-pixel latent grid
+
+
+@dataclass(frozen=True)
+class EngineWeights:
+    checkpoint: Path
+    gemma_root: Path
+    spatial_upsampler: Path
+    distilled_lora: Path | None = None
+    tiny: bool = False
+
+
+@dataclass
+class GenerationRequest:
+    prompt: str
+    negative_prompt: str = ""
+    seed: int = 42
+    width: int = 768
+    height: int = 512
+    num_frames: int = 121
+    fps: float = 24.0
+    mode: Mode = "distilled"
+    image: Path | None = None
+    image_strength: float = 1.0
+    keyframe_anchors: int = 0
+    anchor_strength: float = 0.5
+    audio: Path | None = None
+    audio_start: float = 0.0
+    lora: Path | None = None
+    lora_strength: float = 1.0
+    steps: int | None = None  # stage-1 steps of the guided pipelines (two-stage, audio)
+
+
+@dataclass
+class GenerationResult:
+    video: Iterator[torch.Tensor]  # uint8 chunks [f, h, w, 3], decoded lazily by the VAE as they are read
+    audio: Audio
+    request: GenerationRequest
+    pipeline: str
+    tiny: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def validate(request: GenerationRequest) -> None:
+    """Raise InvalidInputError for anything the pipelines would reject or choke on."""
+    if not request.prompt or not request.prompt.strip():
+        raise InvalidInputError("the prompt is empty")
+    for name, value in (("width", request.width), ("height", request.height)):
+        if value < _SPATIAL_MULTIPLE or value > MAX_SIDE or value % _SPATIAL_MULTIPLE:
+            raise InvalidInputError(
+                f"{name} {value} is not possible: use a multiple of {_SPATIAL_MULTIPLE} between "
+                f"{_SPATIAL_MULTIPLE} and {MAX_SIDE}"
+            )
+    if request.num_frames < 9 or request.num_frames > MAX_FRAMES or (request.num_frames - 1) % 8:
+        raise InvalidInputError(f"num_frames {request.num_frames} is not possible: use 8k+1 between 9 and {MAX_FRAMES}")
+    if not 1.0 <= request.fps <= 60.0:
+        raise InvalidInputError(f"fps {request.fps} is outside 1–60")
+    if not 0.0 <= request.image_strength <= 1.0 or not 0.0 <= request.anchor_strength <= 1.0:
+        raise InvalidInputError("image strengths are LTX-2 conditioning strengths and must lie in 0–1")
+    if request.keyframe_anchors < 0 or request.keyframe_anchors > 8:
+        raise InvalidInputError("keyframe_anchors must be between 0 and 8")
+    if request.keyframe_anchors and request.image is None:
+        raise InvalidInputError("keyframe anchors repeat the reference image: give an image too")
+    if request.mode not in ("distilled", "two-stage"):
+        raise InvalidInputError(f"unknown mode {request.mode!r}: use distilled or two-stage")
+    if request.steps is not None and not 1 <= request.steps <= 100:
+        raise InvalidInputError("steps must be between 1 and 100")
+    if request.image is not None:
+        _check_image(Path(request.image))
+    if request.audio is not None and not Path(request.audio).is_file():
+        raise InvalidInputError(f"audio file not found: {request.audio}")
+    if request.lora is not None and not Path(request.lora).is_file():
+        raise InvalidInputError(f"LoRA file not found: {request.lora}")
+
+
+def _check_image(path: Path) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise InvalidInputError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise InvalidInputError(f"{path.name} is not an image Pillow can read ({exc.__class__.__name__})") from exc
+
+
+def _quantization(name: str, device: torch.device) -> QuantizationPolicy | None:
+    if name == "auto":
+        return QuantizationPolicy.fp8_cast() if device.type == "cuda" else None
+    if name == "none":
+        return None
+    if name == "fp8-cast":
+        return QuantizationPolicy.fp8_cast()
+    if name == "fp8-scaled-mm":
+        return QuantizationPolicy.fp8_scaled_mm()
+    raise ValueError(f"unknown quantization {name!r}")
+
+
+class Engine:
+    """Owns the resident models; runs one generation at a time."""
+
+    def __init__(self, weights: EngineWeights, device: str = "auto", quantization: str = "auto", lora_strength: float = 1.0):
+        self.weights = weights
+        self.device = resolve_device(device)
+        apply_cpu_shims()
+        progress.install()
+        self.quantization = _quantization(quantization, self.device)
+        self.ledger = ResidentLedger(
+            dtype=torch.bfloat16,
+            device=self.device,
+            checkpoint_path=str(weights.checkpoint),
+            gemma_root_path=str(weights.gemma_root),
+            spatial_upsampler_path=str(weights.spatial_upsampler),
+            quantization=self.quantization,
+        )
+        self.distilled_lora: tuple[LoraPathStrengthAndSDOps, ...] = ()
+        if weights.distilled_lora is not None:
+            self.distilled_lora = (
+                LoraPathStrengthAndSDOps(str(weights.distilled_lora), lora_strength, LTXV_LORA_COMFY_RENAMING_MAP),
+            )
+        self.params = self._guidance_params()
+        common = dict(
+            gemma_root=str(weights.gemma_root),
+            spatial_upsampler_path=str(weights.spatial_upsampler),
+            loras=[],
+            device=self.device,
+            quantization=self.quantization,
+        )
+        self._distilled = DistilledPipeline(distilled_checkpoint_path=str(weights.checkpoint), **common)
+        self._two_stage = TI2VidTwoStagesPipeline(
+            checkpoint_path=str(weights.checkpoint), distilled_lora=list(self.distilled_lora), **common
+        )
+        self._a2vid = A2VidPipelineTwoStage(
+            checkpoint_path=str(weights.checkpoint), distilled_lora=list(self.distilled_lora), **common
+        )
+        self._lock = threading.Lock()
+        self.model_info = self._model_info()
+
+    def _model_info(self) -> dict:
+        with safe_open(str(self.weights.checkpoint), framework="pt") as f:
+            meta = f.metadata() or {}
+        version = meta.get("model_version", "")
+        return {
+            "family": "LTX-2.3" if version.startswith("2.3") else "LTX-2",
+            "model_version": version or "unknown",
+            "checkpoint": str(self.weights.checkpoint),
+            "tiny": self.weights.tiny,
+            "device": str(self.device),
+            "quantization": "fp8-cast" if self.quantization is not None else "none",
+        }
+
+    def _guidance_params(self):
+        """The library's defaults for this checkpoint, with STG blocks that exist in it."""
+        params = detect_params(str(self.weights.checkpoint))
+        with safe_open(str(self.weights.checkpoint), framework="pt") as f:
+            config = json.loads((f.metadata() or {}).get("config", "{}"))
+        layers = config.get("transformer", {}).get("num_layers", 48)
+        fixed = {}
+        for name in ("video_guider_params", "audio_guider_params"):
+            guider = getattr(params, name)
+            blocks = [b for b in guider.stg_blocks if b < layers] or [layers - 1]
+            fixed[name] = replace(guider, stg_blocks=blocks)
+        return replace(params, **fixed)
+
+    def warm_up(self) -> float:
+        start = time.perf_counter()
+        self.ledger.warm_up()
+        return time.perf_counter() - start
+
+    def steps_plan(self, request: GenerationRequest) -> list[tuple[str, int]]:
+        stage_2 = len(STAGE_2_DISTILLED_SIGMA_VALUES) - 1
+        if request.audio is None and request.mode == "distilled":
+            return [("stage 1", len(DISTILLED_SIGMA_VALUES) - 1), ("stage 2", stage_2)]
+        return [("stage 1", self._stage_1_steps(request)), ("stage 2", stage_2)]
+
+    def _stage_1_steps(self, request: GenerationRequest) -> int:
+        return request.steps or self.params.num_inference_steps
+
+    def _images(self, request: GenerationRequest) -> list[ImageConditioningInput]:
+        if request.image is None:
+            return []
+        path = str(request.image)
+        images = [ImageConditioningInput(path, 0, request.image_strength)]
+        # Anchors: the same face at evenly spaced later frames, on the 8-frame latent grid, holding identity.
+        last = request.num_frames - 1
+        for i in range(1, request.keyframe_anchors + 1):
+            frame = round(last * i / (request.keyframe_anchors + 1) / 8) * 8
+            if 0 < frame <= last:
+                images.append(ImageConditioningInput(path, frame, request.anchor_strength))
+        return images
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_progress: progress.ProgressCallback | None = None,
+        should_cancel: progress.CancelCheck | None = None,
+    ) -> GenerationResult:
+        validate(request)
+        loras: tuple[LoraPathStrengthAndSDOps, ...] = ()
+        if request.lora is not None:
+            loras = (LoraPathStrengthAndSDOps(str(request.lora), request.lora_strength, LTXV_LORA_COMFY_RENAMING_MAP),)
+        tracker = progress.StepTracker(self.steps_plan(request), on_progress, should_cancel)
+        with self._lock, progress.tracking(tracker), torch.inference_mode():
+            start = time.perf_counter()
+            tracker.check_cancel()
+            try:
+                video, audio, name = self._run(request, loras)
+            except torch.OutOfMemoryError as exc:
+                raise OutOfMemoryError(f"the GPU ran out of memory at {request.width}x{request.height}x"
+                                       f"{request.num_frames}: try a smaller size or fewer frames") from exc
+        return GenerationResult(
+            video=_inference_iter(video),
+            audio=audio,
+            request=request,
+            pipeline=name,
+            tiny=self.weights.tiny,
+            timings={"denoise_s": time.perf_counter() - start},
+        )
+
+    def _run(self, request: GenerationRequest, loras):
+        images = self._images(request)
+        common = dict(
+            prompt=request.prompt,
+            seed=request.seed,
+            height=request.height,
+            width=request.width,
+            num_frames=request.num_frames,
+            frame_rate=request.fps,
+            images=images,
+            tiling_config=TilingConfig.default(),
+        )
+        if request.audio is not None:
+            pipe = self._a2vid
+            pipe.stage_1_model_ledger = self.ledger.with_loras(loras)
+            pipe.stage_2_model_ledger = self.ledger.with_loras(loras + self.distilled_lora)
+            stereo = _stereo_wav(Path(request.audio), request.audio_start, request.num_frames / request.fps)
+            video, audio = pipe(
+                negative_prompt=request.negative_prompt,
+                num_inference_steps=self._stage_1_steps(request),
+                video_guider_params=self.params.video_guider_params,
+                audio_path=str(stereo),
+                audio_start_time=0.0,
+                audio_max_duration=request.num_frames / request.fps,
+                **common,
+            )
+            return video, audio, "A2VidPipelineTwoStage"
+        if request.mode == "two-stage":
+            pipe = self._two_stage
+            pipe.stage_1_model_ledger = self.ledger.with_loras(loras)
+            pipe.stage_2_model_ledger = self.ledger.with_loras(loras + self.distilled_lora)
+            video, audio = pipe(
+                negative_prompt=request.negative_prompt,
+                num_inference_steps=self._stage_1_steps(request),
+                video_guider_params=self.params.video_guider_params,
+                audio_guider_params=self.params.audio_guider_params,
+                **common,
+            )
+            return video, audio, "TI2VidTwoStagesPipeline"
+        pipe = self._distilled
+        pipe.model_ledger = self.ledger.with_loras(loras)
+        video, audio = pipe(**common)
+        return video, audio, "DistilledPipeline"
+
+
+def _inference_iter(chunks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """The VAE decodes lazily while the encoder reads; keep that under inference mode too."""
+    with torch.inference_mode():
+        yield from chunks
+
+
+def _stereo_wav(path: Path, start: float, seconds: float) -> Path:
+    """A2Vid's audio encoder takes stereo only and the library does not up-mix: convert (and trim) first."""
+    import tempfile
+
+    from ltx2.media import MediaError, read_audio, write_wav
+
+    try:
+        samples, rate = read_audio(path, channels=2, start=start, max_seconds=seconds)
+    except MediaError as exc:
+        raise InvalidInputError(str(exc)) from exc
+    if samples.shape[1] == 0:
+        raise InvalidInputError(f"{path.name} has no audio after {start:.2f} s")
+    out = Path(tempfile.mkstemp(prefix="a2vid-", suffix=".wav")[1])
+    write_wav(out, samples, rate)
+    return out
