@@ -11,6 +11,7 @@ The pipelines are built once; per job only their ledgers are swapped for views w
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -275,15 +276,18 @@ class Engine:
             pipe.stage_1_model_ledger = self.ledger.with_loras(loras)
             pipe.stage_2_model_ledger = self.ledger.with_loras(loras + self.distilled_lora)
             stereo = _stereo_wav(Path(request.audio), request.audio_start, request.num_frames / request.fps)
-            video, audio = pipe(
-                negative_prompt=request.negative_prompt,
-                num_inference_steps=self._stage_1_steps(request),
-                video_guider_params=self.params.video_guider_params,
-                audio_path=str(stereo),
-                audio_start_time=0.0,
-                audio_max_duration=request.num_frames / request.fps,
-                **common,
-            )
+            try:
+                video, audio = pipe(
+                    negative_prompt=request.negative_prompt,
+                    num_inference_steps=self._stage_1_steps(request),
+                    video_guider_params=self.params.video_guider_params,
+                    audio_path=str(stereo),
+                    audio_start_time=0.0,
+                    audio_max_duration=request.num_frames / request.fps,
+                    **common,
+                )
+            finally:
+                stereo.unlink(missing_ok=True)
             return video, audio, "A2VidPipelineTwoStage"
         if request.mode == "two-stage":
             pipe = self._two_stage
@@ -312,8 +316,11 @@ def _inference_iter(chunks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
 def _stereo_wav(path: Path, start: float, seconds: float) -> Path:
     """A2Vid's audio encoder takes stereo only and the library does not up-mix: convert (and trim) first."""
     import tempfile
+    import wave
 
-    from ltx2.media import MediaError, read_audio, write_wav
+    import numpy as np
+
+    from ltx2.media import MediaError, read_audio
 
     try:
         samples, rate = read_audio(path, channels=2, start=start, max_seconds=seconds)
@@ -321,6 +328,12 @@ def _stereo_wav(path: Path, start: float, seconds: float) -> Path:
         raise InvalidInputError(str(exc)) from exc
     if samples.shape[1] == 0:
         raise InvalidInputError(f"{path.name} has no audio after {start:.2f} s")
-    out = Path(tempfile.mkstemp(prefix="a2vid-", suffix=".wav")[1])
-    write_wav(out, samples, rate)
-    return out
+    fd, name = tempfile.mkstemp(prefix="a2vid-", suffix=".wav")
+    os.close(fd)
+    pcm = (np.clip(samples.T, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(name, "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.tobytes())
+    return Path(name)

@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import save_file
 
 TINY_MARKER = "avatar-generator-tiny"
-TINY_VERSION = "1"
+TINY_VERSION = "2"
 _SEED = 20261125
 
 # Hard-coded elsewhere in ltx-core and so not shrinkable: latent channels 128, audio z 8 with 16 mel bins,
@@ -317,6 +317,22 @@ class _gemma_config:
         cfg.mm_tokens_per_image = self.saved["mm"]
 
 
+def _save(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """save_file, then rewrite its JSON header with sorted keys.
+
+    safetensors serialises the header from a hash map, so key order (and so the file's bytes) changes from
+    run to run; the tensor data itself is laid out deterministically. A canonical header makes builds
+    byte-identical.
+    """
+    save_file(tensors, str(path), metadata=metadata)
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + size])
+    canonical = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    canonical += b" " * (-len(canonical) % 8)  # the format pads the header to 8-byte alignment
+    path.write_bytes(len(canonical).to_bytes(8, "little") + canonical + raw[8 + size :])
+
+
 def _metadata(extra: dict | None = None) -> dict[str, str]:
     meta = {"model_version": "2.0.0-tiny", "avatar_tiny": TINY_MARKER, "avatar_tiny_version": TINY_VERSION}
     if extra:
@@ -380,7 +396,7 @@ def _build_gemma(root: Path, generator: torch.Generator) -> None:
         elif key.startswith("model."):
             key = key[len("model.") :]
         weights[key] = value.detach().to(torch.bfloat16).contiguous()
-    save_file(weights, str(root / "model.safetensors"), metadata={"format": "pt", "avatar_tiny": TINY_MARKER})
+    _save(weights, root / "model.safetensors", metadata={"format": "pt", "avatar_tiny": TINY_MARKER})
     (root / "config.json").write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
     (root / "preprocessor_config.json").write_text(
         json.dumps(
@@ -475,22 +491,25 @@ def build_tiny(root: Path) -> TinyPaths:
         paths = TinyPaths(staging)
         generator = torch.Generator().manual_seed(_SEED)
         with torch.no_grad():
-            save_file(
+            _save(
                 _build_checkpoint_tensors(generator),
-                str(paths.checkpoint),
+                paths.checkpoint,
                 metadata=_metadata({"config": json.dumps(full_config(), sort_keys=True)}),
             )
-            save_file(
+            _save(
                 _build_upsampler(generator),
-                str(paths.spatial_upsampler),
+                paths.spatial_upsampler,
                 metadata=_metadata({"config": json.dumps(UPSAMPLER_CONFIG, sort_keys=True)}),
             )
-            save_file(_build_distilled_lora(generator), str(paths.distilled_lora), metadata=_metadata())
+            _save(_build_distilled_lora(generator), paths.distilled_lora, metadata=_metadata())
             _build_gemma(paths.gemma_root, generator)
         paths.stamp.write_text(
             json.dumps({"marker": TINY_MARKER, "version": TINY_VERSION, "digest": tree_digest(staging)}, indent=2)
             + "\n"
         )
+        for path in staging.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        staging.chmod(0o755)
         if root.exists():
             shutil.rmtree(root)
         os.replace(staging, root)
