@@ -39,7 +39,8 @@ DEFAULT_NEGATIVE_PROMPT = (
 
 # Characters normalised before the line goes inside the prompt's one pair of double quotes.
 _DOUBLE_QUOTES = str.maketrans(
-    {c: '"' for c in "\u201c\u201d\u201e\u201f\u2033\u2036\uff02"} | {c: "'" for c in "\u2018\u2019\u201a\u201b\u2032\u2035\u00ab\u00bb\u2039\u203a"}
+    {c: '"' for c in "\u201c\u201d\u201e\u201f\u2033\u2036\uff02"}
+    | {c: "'" for c in "\u2018\u2019\u201a\u201b\u2032\u2035\u00ab\u00bb\u2039\u203a"}
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*", re.UNICODE)

@@ -1,0 +1,178 @@
+"""`avatar` command line: generate, models (tiny/download/verify), doctor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Avatar Generator: talking-avatar videos on LTX-2.")
+models_app = typer.Typer(no_args_is_help=True, help="Model weights: tiny checkpoint, real downloads, verification.")
+app.add_typer(models_app, name="models")
+
+TINY_BANNER = (
+    "TINY CHECKPOINT: no real LTX-2 weights are configured (AVATAR_CHECKPOINT is unset), so the tiny, randomly "
+    "initialised test checkpoint is used. The real pipeline runs, but the picture and sound are noise. "
+    "Run `avatar models download` on a GPU host for real videos."
+)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def load_engine(settings):
+    """Resolve the weights (building the tiny set on first use) and build the resident engine."""
+    from ltx2.engine.pipelines import Engine, EngineWeights
+    from ltx2.weights import resolved_weights
+
+    weights = resolved_weights(settings)
+    return Engine(
+        EngineWeights(
+            checkpoint=weights.checkpoint,
+            gemma_root=weights.gemma_root,
+            spatial_upsampler=weights.spatial_upsampler,
+            distilled_lora=weights.distilled_lora,
+            tiny=weights.tiny,
+        ),
+        device=settings.device,
+        quantization=settings.quantization,
+        lora_strength=settings.distilled_lora_strength,
+    )
+
+
+@app.command()
+def generate(
+    text: str = typer.Option(..., "--text", help="What the avatar says."),
+    out: Path = typer.Option(..., "--out", help="Where to write the MP4 (a .jpg thumbnail and .json go beside it)."),
+    image: Path | None = typer.Option(None, "--image", help="Reference photo of the face (frame 0)."),
+    image_strength: float = typer.Option(1.0, "--image-strength", help="LTX-2 conditioning strength 0–1."),
+    anchors: int = typer.Option(0, "--anchors", help="Extra keyframes of the reference later in the clip (0–8)."),
+    audio: Path | None = typer.Option(None, "--audio", help="Your own voice recording: the video follows it."),
+    lora: Path | None = typer.Option(None, "--lora", help="Face-profile LoRA (ltx-core format)."),
+    lora_strength: float = typer.Option(1.0, "--lora-strength"),
+    description: str | None = typer.Option(None, "--description", help="Who speaks, when there is no photo."),
+    seed: int = typer.Option(42, "--seed"),
+    width: int = typer.Option(768, "--width"),
+    height: int = typer.Option(512, "--height"),
+    seconds: float | None = typer.Option(None, "--seconds", help="Clip length; default: from the text's length."),
+    fps: float | None = typer.Option(None, "--fps"),
+    speed: float = typer.Option(1.0, "--speed", help="Playback speed 0.5–2.0, applied in the one encode."),
+    mode: str = typer.Option("distilled", "--mode", help="distilled (fast) or two-stage (quality)."),
+    steps: int | None = typer.Option(None, "--steps", help="Stage-1 steps for two-stage and audio modes."),
+) -> None:
+    """Make one talking-avatar clip."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ltx2.engine.errors import EngineError, InvalidInputError
+    from ltx2.render import ClipSpec, plan_request, render
+    from ltx2.settings import get_settings
+    from ltx2.weights import WeightsError
+
+    settings = get_settings()
+    for label, path in (("image", image), ("audio", audio), ("LoRA", lora)):
+        if path is not None and not path.is_file():
+            _fail(f"{label} file not found: {path}")
+    if mode not in ("distilled", "two-stage"):
+        _fail(f"unknown mode {mode!r}: use distilled or two-stage")
+    spec = ClipSpec(
+        text=text,
+        image=image,
+        image_strength=image_strength,
+        keyframe_anchors=anchors,
+        audio=audio,
+        lora=lora,
+        lora_strength=lora_strength,
+        avatar_description=description,
+        seed=seed,
+        width=width,
+        height=height,
+        seconds=seconds,
+        fps=fps,
+        speed=speed,
+        mode=mode,
+        steps=steps,
+    )
+    try:
+        from ltx2.engine.pipelines import validate
+
+        validate(plan_request(spec, settings))  # bad input fails before any model is touched
+        if settings.uses_tiny:
+            typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
+        engine = load_engine(settings)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), transient=False) as bar:
+            task = bar.add_task("denoising", total=None)
+
+            def on_progress(p) -> None:
+                bar.update(task, description=p.phase, completed=p.overall_step, total=p.overall_total)
+
+            result = render(engine, spec, out, settings, on_progress=on_progress)
+    except (InvalidInputError, WeightsError) as exc:
+        _fail(str(exc))
+    except EngineError as exc:
+        _fail(str(exc), code=1)
+    label = " [TINY CHECKPOINT: noise, not a real video]" if result.metadata["tiny_checkpoint"] else ""
+    typer.echo(f"wrote {result.video} ({result.metadata['num_frames']} frames, "
+               f"{result.metadata['width']}x{result.metadata['height']}, speed {speed:g}){label}")
+    typer.echo(f"thumbnail {result.thumbnail}  metadata {result.metadata_path}")
+
+
+@models_app.command("tiny")
+def models_tiny(
+    directory: Path | None = typer.Option(None, "--dir", help="Default: <models_dir>/tiny"),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Build again even if present."),
+) -> None:
+    """Build the tiny deterministic test checkpoint (done automatically on first use)."""
+    from ltx2.engine.tiny import build_tiny, ensure_tiny, tree_digest
+    from ltx2.settings import get_settings
+
+    root = directory or get_settings().tiny_dir
+    paths = build_tiny(root) if rebuild else ensure_tiny(root)
+    typer.echo(f"tiny checkpoint set in {paths.root} (digest {tree_digest(paths.root)[:16]})")
+
+
+@models_app.command("download")
+def models_download(
+    role: list[str] = typer.Option(None, "--role", help="Only these roles (default: all)."),
+) -> None:
+    """Download the real LTX-2 19B distilled FP8 weights, upsampler, distilled LoRA and Gemma 3 12B."""
+    from ltx2.settings import get_settings
+    from ltx2.weights import WeightsDownloadError, download
+
+    try:
+        paths = download(get_settings(), roles=role or None)
+    except (WeightsDownloadError, ValueError) as exc:
+        _fail(str(exc))
+    for path in paths:
+        typer.echo(f"ok {path}")
+    typer.echo("Point the server at them: see `avatar doctor` and README (AVATAR_CHECKPOINT…).")
+
+
+@models_app.command("verify")
+def models_verify() -> None:
+    """Check that the configured weights are present, complete and readable."""
+    from ltx2.settings import get_settings
+    from ltx2.weights import verify
+
+    results = verify(get_settings())
+    for r in results:
+        typer.echo(f"{'ok  ' if r.ok else 'FAIL'} {r.role:<18} {r.path}  {r.reason}")
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+def doctor() -> None:
+    """Check GPU, disk, weights and codecs."""
+    from ltx2.doctor import exit_status, format_checks, run_doctor
+    from ltx2.settings import get_settings
+
+    checks = run_doctor(get_settings())
+    typer.echo(format_checks(checks))
+    raise typer.Exit(exit_status(checks))
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m ltx2.cli`
+    app()
