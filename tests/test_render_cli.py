@@ -57,10 +57,14 @@ def test_render_audio_clip_takes_the_recordings_length(engine, settings, tmp_pat
 
 
 def test_render_same_seed_gives_same_frames(engine, settings, tmp_path):
-    spec = ClipSpec(text="Same again.", width=64, height=64, seed=9)
-    a = render(engine, spec, tmp_path / "a.mp4", settings).video
-    b = render(engine, spec, tmp_path / "b.mp4", settings).video
-    assert (decode_frames(a) == decode_frames(b)).all()
+    spec = ClipSpec(text="Same again.", width=128, height=128, seed=9)
+    a = decode_frames(render(engine, spec, tmp_path / "a.mp4", settings).video).astype(float)
+    b = decode_frames(render(engine, spec, tmp_path / "b.mp4", settings).video).astype(float)
+    spec.seed = 10
+    c = decode_frames(render(engine, spec, tmp_path / "c.mp4", settings).video).astype(float)
+    # libx264 in the PyAV wheel is not always byte-repeatable, so compare decoded pixels, not file hashes.
+    assert abs(a - b).mean() < 0.5
+    assert abs(a - c).mean() > 5
 
 
 def test_cli_generate_end_to_end(tmp_path):

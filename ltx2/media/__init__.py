@@ -1,0 +1,16 @@
+"""Media I/O for generated avatars: single-pass MP4 encoding, probing, audio input."""
+
+from .encode import MediaError, encode_mp4, read_audio, thumbnail_from_mp4, write_thumbnail
+from .probe import MediaInfo, decode_frames, probe, sha256_file
+
+__all__ = [
+    "encode_mp4",
+    "write_thumbnail",
+    "thumbnail_from_mp4",
+    "read_audio",
+    "probe",
+    "MediaInfo",
+    "decode_frames",
+    "MediaError",
+    "sha256_file",
+]
