@@ -10,6 +10,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Avatar Gener
 models_app = typer.Typer(no_args_is_help=True, help="Model weights: tiny checkpoint, real downloads, verification.")
 app.add_typer(models_app, name="models")
 
+PROJECT_FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
 TINY_BANNER = (
     "TINY CHECKPOINT: no real LTX-2 weights are configured (AVATAR_CHECKPOINT is unset), so the tiny, randomly "
     "initialised test checkpoint is used. The real pipeline runs, but the picture and sound are noise. "
@@ -172,6 +173,86 @@ def doctor() -> None:
     checks = run_doctor(get_settings())
     typer.echo(format_checks(checks))
     raise typer.Exit(exit_status(checks))
+
+
+def _settings_with(**overrides):
+    from ltx2.settings import Settings, get_settings
+
+    base = get_settings()
+    values = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**{**base.model_dump(), **values}) if values else base
+
+
+@app.command()
+def api(
+    host: str | None = typer.Option(None, "--host", help="Default 127.0.0.1 (AVATAR_HOST)."),
+    port: int | None = typer.Option(None, "--port", help="Default 8000 (AVATAR_PORT)."),
+) -> None:
+    """Run the HTTP API alone (workers run elsewhere: `avatar worker`)."""
+    import uvicorn
+
+    from ltx2.api.app import create_app
+    from ltx2.serve import check_bind
+
+    settings = _settings_with(host=host, port=port)
+    check_bind(settings)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def worker() -> None:
+    """Run one worker: builds the engine once, then claims jobs from the store."""
+    from ltx2.worker.main import main as worker_main
+
+    raise typer.Exit(worker_main())
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, "--host"),
+    port: int | None = typer.Option(None, "--port"),
+    workers: int | None = typer.Option(None, "--workers", help="Worker processes (one per GPU)."),
+    no_ui: bool = typer.Option(False, "--no-ui", help="Do not start the Streamlit studio."),
+) -> None:
+    """The API, supervised worker process(es) and, when present, the studio — what launch_ltx2.sh runs."""
+    import uvicorn
+
+    from ltx2.api.app import create_app
+    from ltx2.serve import Supervisor, check_bind
+
+    settings = _settings_with(host=host, port=port, workers=workers)
+    check_bind(settings)
+    if settings.uses_tiny:
+        typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
+    # Workers read the same settings from the environment.
+    env = {"AVATAR_HOST": settings.host, "AVATAR_PORT": str(settings.port)}
+    if not no_ui and not (PROJECT_FRONTEND / "app.py").exists():
+        typer.echo("(the Streamlit studio is not part of this version yet; serving the API only)")
+    supervisor = Supervisor(settings, settings.workers, env=env)
+    supervisor.start()
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    finally:
+        supervisor.shutdown()
+
+
+
+@app.command()
+def pull(
+    server: str = typer.Option(..., "--server", help="e.g. http://127.0.0.1:8000 (through your SSH tunnel)"),
+    dest: Path = typer.Option(..., "--dest", help="Folder to download into."),
+    key: str | None = typer.Option(None, "--key", envvar="AVATAR_API_KEY", help="API key, if the server needs one."),
+) -> None:
+    """Download every finished video (+ thumbnail and metadata) not already in DEST; resumable, sha256-checked."""
+    from ltx2.pull import PullError, pull_all
+
+    try:
+        report = pull_all(server, dest, key=key, echo=typer.echo)
+    except PullError as exc:
+        _fail(str(exc), code=1)
+    typer.echo(f"{report.downloaded} downloaded, {report.present} already present, {report.failed} failed")
+    if report.failed:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m ltx2.cli`

@@ -37,6 +37,21 @@ class Settings(BaseSettings):
     words_per_minute: float = Field(default=150.0, gt=0)
     two_stage_steps: int = Field(default=40, ge=1)
 
+    # Job server. The database and uploads live in a hidden folder under outputs/ (never served as a file).
+    database_url: str | None = None  # default: sqlite:///<outputs>/.state/avatar.db; postgresql+psycopg://… to scale
+    host: str = "127.0.0.1"
+    port: int = 8000
+    ui_port: int = 8501
+    public_url: str | None = None  # base of the URLs in job documents; default http://<host>:<port>
+    api_keys: list[str] = Field(default_factory=list)  # AVATAR_API_KEYS='["key1","key2"]'
+    webhook_secret: str | None = None  # whsec_…; generated into the state folder when unset
+    webhook_allow_private: bool = True  # n8n often runs on the same machine
+    workers: int = 1  # worker processes `avatar serve` supervises (one per GPU on a multi-GPU host)
+    heartbeat_s: float = Field(default=2.0, gt=0)
+    stale_after_s: float = Field(default=20.0, gt=0)  # no heartbeat for this long: the worker is lost
+    poll_s: float = Field(default=0.25, gt=0)
+    max_upload_mb: int = 50
+
     # Hugging Face repositories for `avatar models download`.
     hf_repo: str = "Lightricks/LTX-2"
     hf_gemma_repo: str = "google/gemma-3-12b-it-qat-q4_0-unquantized"
@@ -48,6 +63,22 @@ class Settings(BaseSettings):
     @property
     def tiny_dir(self) -> Path:
         return self.models_dir / "tiny"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.outputs_dir / ".state"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.state_dir / "uploads"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'avatar.db'}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 @lru_cache(maxsize=1)

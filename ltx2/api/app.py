@@ -1,0 +1,72 @@
+"""The FastAPI application: thin, torch-free, talking to the job store only."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from loguru import logger
+
+from ltx2 import __version__
+from ltx2.api import deps, errors
+from ltx2.api.routes import files, health, legacy, predictions
+from ltx2.jobs import notify
+from ltx2.jobs.models import CANCELED, FAILED
+from ltx2.jobs.store import JobStore
+from ltx2.settings import Settings, get_settings
+
+
+def reap_forever(store: JobStore, settings: Settings, stop: threading.Event) -> None:
+    """Fail or requeue jobs whose worker stopped heartbeating; safe to run on several machines at once."""
+    interval = max(0.5, min(5.0, settings.stale_after_s / 4))
+    while not stop.wait(interval):
+        try:
+            for job_id, status in store.reap(settings.stale_after_s):
+                logger.warning("reaper: job {} → {}", job_id, status)
+                if status in (FAILED, CANCELED):
+                    notify.send(store, settings, job_id, "completed")
+        except Exception:  # noqa: BLE001 - a database hiccup must not end the reaper
+            logger.exception("reaper pass failed")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    store = JobStore(settings.db_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        for folder in (settings.outputs_dir, settings.temp_dir, settings.uploads_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        store.migrate()
+        stop = threading.Event()
+        reaper = threading.Thread(target=reap_forever, args=(store, settings, stop), name="reaper", daemon=True)
+        reaper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            reaper.join(timeout=10)
+            notify.wait_for_deliveries(timeout=10)
+            store.engine.dispose()
+
+    app = FastAPI(
+        title="Avatar Generator",
+        version=__version__,
+        description="Talking-avatar videos on LTX-2. /v1 is Replicate-shaped; the seed's paths are kept as "
+        "adapters. Errors are RFC 9457 problem+json.",
+        lifespan=lifespan,
+    )
+    # Uploads are capped again per kind in ltx2.api.uploads; this stops an oversized body at the door.
+    app.add_middleware(errors.BodyLimit, max_bytes=(settings.max_upload_mb + 1) * 2**20)
+    app.state.store = store
+    app.state.settings = settings
+    errors.install(app)
+    protected = [Depends(deps.require_key)]
+    app.include_router(health.open_router)
+    app.include_router(health.router, dependencies=protected)
+    app.include_router(predictions.router, dependencies=protected)
+    app.include_router(files.router, dependencies=protected)
+    app.include_router(files.downloads, dependencies=protected)
+    app.include_router(legacy.router, dependencies=protected)
+    return app

@@ -1,0 +1,34 @@
+"""Request dependencies: the store, settings and API-key auth."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from ltx2.api.errors import Problem
+from ltx2.jobs.store import JobStore
+from ltx2.settings import Settings
+
+
+def store(request: Request) -> JobStore:
+    return request.app.state.store
+
+
+def settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def require_key(request: Request) -> None:
+    """`Authorization: Bearer KEY` or `X-API-Key: KEY`, when keys are configured."""
+    keys: list[str] = request.app.state.settings.api_keys
+    if not keys:
+        return
+    given = request.headers.get("x-api-key")
+    auth = request.headers.get("authorization", "")
+    if given is None and auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    if given and any(hmac.compare_digest(given.encode(), k.encode()) for k in keys):
+        return
+    raise Problem(401, "a valid API key is required (Authorization: Bearer KEY or X-API-Key: KEY)",
+                  headers={"WWW-Authenticate": "Bearer"})

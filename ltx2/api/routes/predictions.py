@@ -1,0 +1,210 @@
+"""/v1/predictions: create, list, get, cancel, retry, stream (SSE), delete."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
+
+from ltx2.api import deps
+from ltx2.api.errors import Problem
+from ltx2.engine.prompts import plan_clip
+from ltx2.jobs import notify
+from ltx2.jobs.documents import job_document
+from ltx2.jobs.inputs import GenerateInput
+from ltx2.jobs.models import CANCELED, FAILED, STATUSES, TERMINAL
+from ltx2.jobs.store import IdempotencyConflict, JobStore
+from ltx2.jobs.webhooks import EVENTS, validate_events_filter, validate_webhook_url
+from ltx2.settings import Settings
+
+router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
+MAX_WAIT_S = 60.0
+_PREFER_WAIT = re.compile(r"\bwait(?:=(\d+(?:\.\d+)?))?\b")
+
+
+class PredictionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: GenerateInput
+    webhook: str | None = Field(default=None, description="URL that receives the job document on events.")
+    webhook_events_filter: list[str] | None = Field(default=None, description=f"Subset of {list(EVENTS)}.")
+
+
+def document(store: JobStore, settings: Settings, job) -> dict:
+    return job_document(job, settings.base_url, store.queue_position(job))
+
+
+def get_job(store: JobStore, job_id: str):
+    job = store.get(job_id)
+    if job is None:
+        raise Problem(404, f"no prediction {job_id}")
+    return job
+
+
+def check_input(store: JobStore, settings: Settings, inp: GenerateInput) -> None:
+    """Everything that can be known before a worker sees the job: files exist, the text fits one clip."""
+    for field, kind in (("image", "image"), ("audio", "audio")):
+        file_id = getattr(inp, field)
+        if file_id is None:
+            continue
+        record = store.get_file(file_id)
+        if record is None:
+            raise Problem(422, f"input.{field}: no uploaded file {file_id} (upload it with POST /v1/files)")
+        if record.kind != kind:
+            raise Problem(422, f"input.{field}: file {file_id} is {record.kind}, not {kind}")
+    if inp.audio is None and inp.seconds is None:
+        try:
+            plan_clip(inp.text, fps=inp.fps, max_seconds=settings.max_seconds,
+                      words_per_minute=settings.words_per_minute)
+        except ValueError as exc:
+            raise Problem(422, f"input.text: {exc}") from exc
+
+
+def create_job(store: JobStore, settings: Settings, kind: str, inp: dict, *, webhook: str | None,
+               events: list[str] | None, idempotency_key: str | None, retried_from: str | None = None):
+    if webhook is not None:
+        try:
+            webhook = validate_webhook_url(webhook, allow_private=settings.webhook_allow_private)
+            events = validate_events_filter(events)
+        except ValueError as exc:
+            raise Problem(422, f"webhook: {exc}") from exc
+    elif events is not None:
+        raise Problem(422, "webhook_events_filter needs a webhook")
+    try:
+        return store.create(kind, inp, webhook=webhook, webhook_events_filter=events,
+                            idempotency_key=idempotency_key, retried_from=retried_from)
+    except IdempotencyConflict as exc:
+        raise Problem(409, "this Idempotency-Key was already used with a different request",
+                      extra={"existing": exc.existing.id}) from exc
+
+
+async def wait_for(store: JobStore, job_id: str, prefer: str | None):
+    """`Prefer: wait=N` blocks up to N seconds (at most 60) for the job to finish."""
+    match = _PREFER_WAIT.search(prefer or "")
+    job = await run_in_threadpool(store.get, job_id)
+    if not match or job is None:
+        return job
+    deadline = asyncio.get_running_loop().time() + min(float(match.group(1) or MAX_WAIT_S), MAX_WAIT_S)
+    while job is not None and job.status not in TERMINAL and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+        job = await run_in_threadpool(store.get, job_id)
+    return job
+
+
+@router.post("", status_code=201, summary="Create a prediction (a talking-avatar clip)")
+async def create_prediction(
+    body: PredictionRequest,
+    request: Request,
+    prefer: str | None = Header(default=None, description="wait=N: block up to N s (≤60) for the result"),
+    idempotency_key: str | None = Header(default=None, max_length=255),
+):
+    store, settings = deps.store(request), deps.settings(request)
+    await run_in_threadpool(check_input, store, settings, body.input)
+    job, created = await run_in_threadpool(
+        create_job, store, settings, "generate", body.input.model_dump(), webhook=body.webhook,
+        events=body.webhook_events_filter, idempotency_key=idempotency_key,
+    )
+    job = await wait_for(store, job.id, prefer)
+    doc = await run_in_threadpool(document, store, settings, job)
+    return JSONResponse(doc, status_code=201 if created else 200, headers={"Location": doc["urls"]["get"]})
+
+
+@router.get("", summary="List predictions, newest first")
+def list_predictions(
+    request: Request,
+    status: list[str] | None = Query(default=None, description=f"Filter: any of {list(STATUSES)}"),
+    cursor: int | None = Query(default=None, ge=0),
+    limit: int = Query(default=50, ge=1, le=200),
+):
+    store, settings = deps.store(request), deps.settings(request)
+    unknown = [s for s in status or [] if s not in STATUSES]
+    if unknown:
+        raise Problem(422, f"status: unknown value(s) {unknown}; use {list(STATUSES)}")
+    jobs, next_cursor = store.list(status=status, kind="generate", cursor=cursor, limit=limit)
+    nxt = None
+    if next_cursor is not None:
+        nxt = str(request.url.include_query_params(cursor=next_cursor))
+    return {"results": [document(store, settings, j) for j in jobs], "next": nxt}
+
+
+@router.get("/{job_id}", summary="Get a prediction")
+async def get_prediction(job_id: str, request: Request, prefer: str | None = Header(default=None)):
+    store, settings = deps.store(request), deps.settings(request)
+    job = await wait_for(store, job_id, prefer)
+    if job is None:
+        raise Problem(404, f"no prediction {job_id}")
+    return await run_in_threadpool(document, store, settings, job)
+
+
+@router.post("/{job_id}/cancel", summary="Cancel: at once if waiting, within one step if running")
+def cancel_prediction(job_id: str, request: Request):
+    store, settings = deps.store(request), deps.settings(request)
+    job = get_job(store, job_id)
+    if job.status not in TERMINAL:
+        job = store.request_cancel(job_id)
+        if job.status == CANCELED:
+            notify.send(store, settings, job_id, "completed")
+    return document(store, settings, job)
+
+
+@router.post("/{job_id}/retry", status_code=201, summary="Run a failed or canceled prediction again")
+def retry_prediction(job_id: str, request: Request):
+    store, settings = deps.store(request), deps.settings(request)
+    job = get_job(store, job_id)
+    if job.status not in (FAILED, CANCELED):
+        raise Problem(409, f"prediction {job_id} is {job.status}; only failed or canceled ones can be retried")
+    check_input(store, settings, GenerateInput.model_validate(job.input))
+    new, _ = create_job(store, settings, job.kind, job.input, webhook=job.webhook,
+                        events=job.webhook_events_filter, idempotency_key=None, retried_from=job.id)
+    return JSONResponse(document(store, settings, new), status_code=201)
+
+
+@router.delete("/{job_id}", status_code=204, summary="Delete a finished prediction and its files")
+def delete_prediction(job_id: str, request: Request):
+    store, settings = deps.store(request), deps.settings(request)
+    job = get_job(store, job_id)
+    if job.status not in TERMINAL:
+        raise Problem(409, f"prediction {job_id} is {job.status}; cancel it first")
+    if store.delete(job_id):
+        for name in output_files(job):
+            (settings.outputs_dir / name).unlink(missing_ok=True)
+    return Response(status_code=204)
+
+
+def output_files(job) -> list[str]:
+    out = job.output or {}
+    return [out[k] for k in ("video", "thumbnail", "metadata_file") if out.get(k)]
+
+
+@router.get("/{job_id}/stream", summary="Server-sent events: the job document on every change, until done")
+async def stream_prediction(job_id: str, request: Request):
+    store, settings = deps.store(request), deps.settings(request)
+    job = await run_in_threadpool(store.get, job_id)
+    if job is None:
+        raise Problem(404, f"no prediction {job_id}")
+
+    async def events():
+        last = None
+        while True:
+            current = await run_in_threadpool(store.get, job_id)
+            if current is None:
+                yield "event: error\ndata: {\"detail\": \"deleted\"}\n\n"
+                return
+            key = (current.status_sequence, current.progress_step, current.progress_phase)
+            if key != last:
+                last = key
+                doc = await run_in_threadpool(document, store, settings, current)
+                yield f"event: {'progress' if current.status not in TERMINAL else 'completed'}\n"
+                yield f"id: {current.status_sequence}.{current.progress_step}\ndata: {json.dumps(doc)}\n\n"
+            if current.status in TERMINAL or await request.is_disconnected():
+                return
+            await asyncio.sleep(0.25)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

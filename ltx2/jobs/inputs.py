@@ -1,0 +1,37 @@
+"""What a generation job takes: validated by the API (422 on anything wrong), read back by the worker."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_TEXT_CHARS = 5000
+
+
+class GenerateInput(BaseModel):
+    """Input of a `generate` prediction. Files are ids from POST /v1/files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="What the avatar says.")
+    image: str | None = Field(default=None, description="File id of the reference photo (frame 0).")
+    image_strength: float = Field(default=1.0, ge=0.0, le=1.0, description="LTX-2 conditioning strength 0–1.")
+    keyframe_anchors: int = Field(default=0, ge=0, le=8, description="The photo again at N later keyframes.")
+    audio: str | None = Field(default=None, description="File id of a voice recording the video follows.")
+    avatar_description: str | None = Field(default=None, max_length=1000)
+    seed: int = Field(default=42, ge=0, le=2**31 - 1)
+    width: int = Field(default=768, ge=64, le=2048, multiple_of=64)
+    height: int = Field(default=512, ge=64, le=2048, multiple_of=64)
+    seconds: float | None = Field(default=None, gt=0, le=20)
+    fps: float = Field(default=24.0, ge=1, le=60)
+    speed: float = Field(default=1.0, ge=0.5, le=2.0, description="Playback speed, applied in the one encode.")
+    mode: Literal["distilled", "two-stage"] = "distilled"
+    steps: int | None = Field(default=None, ge=1, le=100)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is empty")
+        return value

@@ -1,0 +1,429 @@
+"""The job store: the single source of truth and the queue (SQLite by default, PostgreSQL to scale out).
+
+Every status move is one guarded UPDATE (`… WHERE status IN (allowed)`), so two processes can never both
+move a job, and nothing leaves a terminal state. Claiming is one atomic statement: `UPDATE … RETURNING` on
+SQLite (writes are serialised), `FOR UPDATE SKIP LOCKED` on PostgreSQL (workers skip each other's rows).
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import create_engine, delete, event, func, or_, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ltx2.jobs.models import (
+    CANCELED,
+    FAILED,
+    PROCESSING,
+    STARTING,
+    SUCCEEDED,
+    TERMINAL,
+    Job,
+    StoredFile,
+    WebhookDelivery,
+    Worker,
+    utcnow,
+)
+
+MAX_LOG_CHARS = 64_000
+ALLOWED_MOVES = {
+    PROCESSING: (STARTING,),  # claim
+    SUCCEEDED: (PROCESSING,),
+    FAILED: (STARTING, PROCESSING),
+    CANCELED: (STARTING, PROCESSING),
+    STARTING: (PROCESSING,),  # requeue (reaper, worker shutting down)
+}
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before with a different request."""
+
+    def __init__(self, existing: Job):
+        super().__init__("idempotency key already used for a different request")
+        self.existing = existing
+
+
+def new_id() -> str:
+    return secrets.token_hex(10)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes even for timezone-aware columns.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def migrate(url: str) -> None:
+    """Bring the schema to the newest Alembic revision (idempotent; safe from several processes)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+@dataclass
+class JobView:
+    """A detached snapshot of a job row plus its queue position."""
+
+    job: Job
+    queue_position: int | None
+
+
+class JobStore:
+    def __init__(self, url: str):
+        self.url = url
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = make_engine(url)
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        migrate(self.url)
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    # --- creating and reading ----------------------------------------------------------------------------
+
+    def create(
+        self,
+        kind: str,
+        input: dict,
+        *,
+        webhook: str | None = None,
+        webhook_events_filter: list[str] | None = None,
+        idempotency_key: str | None = None,
+        priority: int = 0,
+        retried_from: str | None = None,
+    ) -> tuple[Job, bool]:
+        """Insert a job waiting to start. Returns (job, created); an idempotent repeat returns the first job."""
+        job = Job(
+            id=new_id(),
+            kind=kind,
+            status=STARTING,
+            input=input,
+            webhook=webhook,
+            webhook_events_filter=webhook_events_filter,
+            idempotency_key=idempotency_key,
+            priority=priority,
+            retried_from=retried_from,
+            created_at=utcnow(),
+            status_sequence=0,
+            logs="",
+        )
+        with self.session() as s:
+            s.add(job)
+            try:
+                s.commit()
+                return job, True
+            except IntegrityError:
+                s.rollback()
+                if idempotency_key is None:
+                    raise
+        existing = self.by_idempotency_key(idempotency_key)
+        if existing is None:  # the key's owner was deleted in between
+            return self.create(kind, input, webhook=webhook, webhook_events_filter=webhook_events_filter,
+                               priority=priority, retried_from=retried_from)
+        if existing.kind != kind or existing.input != input:
+            raise IdempotencyConflict(existing)
+        return existing, False
+
+    def by_idempotency_key(self, key: str) -> Job | None:
+        with self.session() as s:
+            return s.scalar(select(Job).where(Job.idempotency_key == key))
+
+    def get(self, job_id: str) -> Job | None:
+        with self.session() as s:
+            return s.scalar(select(Job).where(Job.id == job_id))
+
+    def queue_position(self, job: Job) -> int | None:
+        """1-based place among jobs waiting to start, or None once it has started."""
+        if job.status != STARTING:
+            return None
+        with self.session() as s:
+            ahead = s.scalar(
+                select(func.count()).select_from(Job).where(
+                    Job.status == STARTING,
+                    or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.seq < job.seq)),
+                )
+            )
+        return int(ahead or 0) + 1
+
+    def list(
+        self, *, status: Iterable[str] | None = None, kind: str | None = None, cursor: int | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Job], int | None]:
+        """Newest first. `cursor` is the seq to continue below; returns (jobs, next cursor or None)."""
+        query = select(Job).order_by(Job.seq.desc()).limit(limit + 1)
+        if status:
+            query = query.where(Job.status.in_(list(status)))
+        if kind:
+            query = query.where(Job.kind == kind)
+        if cursor is not None:
+            query = query.where(Job.seq < cursor)
+        with self.session() as s:
+            rows = list(s.scalars(query))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (rows[-1].seq if more and rows else None)
+
+    def counts(self) -> dict[str, int]:
+        with self.session() as s:
+            rows = s.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+        return {status: int(n) for status, n in rows}
+
+    # --- the queue -------------------------------------------------------------------------------------
+
+    def claim(self, worker_id: str, kinds: Iterable[str]) -> Job | None:
+        """Atomically move the oldest highest-priority waiting job of these kinds to processing."""
+        now = utcnow()
+        pick = (
+            select(Job.seq)
+            .where(Job.status == STARTING, Job.kind.in_(list(kinds)))
+            .order_by(Job.priority.desc(), Job.seq.asc())
+            .limit(1)
+        )
+        if self.is_postgres:
+            pick = pick.with_for_update(skip_locked=True)
+        stmt = (
+            update(Job)
+            .where(Job.seq == pick.scalar_subquery(), Job.status == STARTING)
+            .values(
+                status=PROCESSING,
+                worker_id=worker_id,
+                started_at=now,
+                heartbeat_at=now,
+                attempt=Job.attempt + 1,
+                status_sequence=Job.status_sequence + 1,
+                progress_phase="starting",
+            )
+            .returning(Job.id)
+        )
+        with self.session() as s:
+            job_id = s.scalar(stmt)
+            s.commit()
+        return self.get(job_id) if job_id else None
+
+    def transition(
+        self,
+        job_id: str,
+        to: str,
+        *,
+        worker_id: str | None = None,
+        output: dict | None = None,
+        error: str | None = None,
+        error_code: str | None = None,
+    ) -> bool:
+        """Guarded status move; False when the job is not in a state that allows it (or not this worker's)."""
+        values: dict = {"status": to, "status_sequence": Job.status_sequence + 1}
+        if to in TERMINAL:
+            values["completed_at"] = utcnow()
+            values["cancel_requested"] = False
+        if to == SUCCEEDED:
+            values.update(progress_percent=100.0, progress_phase="done")
+        if to == STARTING:  # requeued: forget the worker, keep the attempt count
+            values.update(worker_id=None, started_at=None, heartbeat_at=None, progress_phase=None,
+                          progress_step=0, progress_total=0, progress_percent=0.0)
+        if output is not None:
+            values["output"] = output
+        if error is not None:
+            values["error"] = error[:4000]
+        if error_code is not None:
+            values["error_code"] = error_code
+        stmt = update(Job).where(Job.id == job_id, Job.status.in_(ALLOWED_MOVES[to]))
+        if worker_id is not None:
+            stmt = stmt.where(Job.worker_id == worker_id)
+        with self.session() as s:
+            moved = s.execute(stmt.values(**values)).rowcount == 1
+            s.commit()
+        return moved
+
+    def heartbeat(self, job_id: str, worker_id: str) -> bool:
+        """Returns False when the job is no longer this worker's (reaped, canceled, deleted)."""
+        with self.session() as s:
+            n = s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == PROCESSING)
+                .values(heartbeat_at=utcnow())
+            ).rowcount
+            s.commit()
+        return n == 1
+
+    def set_progress(self, job_id: str, *, phase: str, step: int, total: int, percent: float) -> None:
+        with self.session() as s:
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == PROCESSING)
+                .values(progress_phase=phase, progress_step=step, progress_total=total,
+                        progress_percent=round(percent, 2), heartbeat_at=utcnow())
+            )
+            s.commit()
+
+    def append_log(self, job_id: str, line: str) -> None:
+        with self.session() as s:
+            job = s.scalar(select(Job).where(Job.id == job_id))
+            if job is None:
+                return
+            logs = (job.logs or "") + line.rstrip("\n") + "\n"
+            if len(logs) > MAX_LOG_CHARS:  # keep the newest lines; the start is the least useful part
+                logs = "…\n" + logs[-MAX_LOG_CHARS:].split("\n", 1)[-1]
+            job.logs = logs
+            s.commit()
+
+    def request_cancel(self, job_id: str) -> Job | None:
+        """Waiting jobs are canceled at once; running ones get the flag their worker checks every step."""
+        if self.transition(job_id, CANCELED, error_code=None):
+            return self.get(job_id)
+        with self.session() as s:
+            s.execute(update(Job).where(Job.id == job_id, Job.status == PROCESSING).values(cancel_requested=True))
+            s.commit()
+        return self.get(job_id)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        with self.session() as s:
+            row = s.execute(select(Job.cancel_requested, Job.status).where(Job.id == job_id)).first()
+        return row is None or bool(row[0]) or row[1] != PROCESSING
+
+    def delete(self, job_id: str) -> bool:
+        with self.session() as s:
+            n = s.execute(delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL))).rowcount
+            s.commit()
+        return n == 1
+
+    def reap(self, stale_after_s: float, *, max_attempts: int = 2) -> list[tuple[str, str]]:
+        """Jobs whose worker stopped heartbeating: requeued while attempts remain, else failed worker_lost.
+
+        Each move is guarded on the stale heartbeat, so reapers on several machines cannot double-move a job.
+        Returns [(job_id, new_status)].
+        """
+        cutoff = utcnow() - timedelta(seconds=stale_after_s)
+        with self.session() as s:
+            stale = s.execute(
+                select(Job.id, Job.attempt, Job.cancel_requested)
+                .where(Job.status == PROCESSING, Job.heartbeat_at < cutoff)
+            ).all()
+        moved = []
+        for job_id, attempt, cancel in stale:
+            guard = (Job.id == job_id, Job.status == PROCESSING, Job.heartbeat_at < cutoff)
+            if cancel:
+                target, values = CANCELED, {"completed_at": utcnow(), "cancel_requested": False}
+            elif attempt < max_attempts:
+                target, values = STARTING, {"worker_id": None, "started_at": None, "heartbeat_at": None,
+                                            "progress_phase": None, "progress_step": 0, "progress_percent": 0.0}
+            else:
+                target, values = FAILED, {"completed_at": utcnow(), "error_code": "worker_lost",
+                                          "error": "the worker running this job stopped responding"}
+            with self.session() as s:
+                n = s.execute(
+                    update(Job).where(*guard)
+                    .values(status=target, status_sequence=Job.status_sequence + 1, **values)
+                ).rowcount
+                s.commit()
+            if n == 1:
+                note = {STARTING: "requeued", FAILED: "failed (worker_lost)", CANCELED: "canceled"}[target]
+                self.append_log(job_id, f"worker stopped responding: {note}")
+                moved.append((job_id, target))
+        return moved
+
+    # --- files -----------------------------------------------------------------------------------------
+
+    def add_file(self, *, kind: str, content_type: str, path: str, sha256: str, size: int,
+                 original_name: str | None = None, meta: dict | None = None) -> StoredFile:
+        record = StoredFile(id=new_id(), kind=kind, content_type=content_type, path=path, sha256=sha256,
+                            size=size, original_name=original_name, meta=meta or {}, created_at=utcnow())
+        with self.session() as s:
+            s.add(record)
+            s.commit()
+        return record
+
+    def get_file(self, file_id: str) -> StoredFile | None:
+        with self.session() as s:
+            return s.get(StoredFile, file_id)
+
+    def list_files(self) -> list[StoredFile]:
+        with self.session() as s:
+            return list(s.scalars(select(StoredFile).order_by(StoredFile.created_at)))
+
+    def delete_file(self, file_id: str) -> None:
+        with self.session() as s:
+            s.execute(delete(StoredFile).where(StoredFile.id == file_id))
+            s.commit()
+
+    # --- webhooks and workers --------------------------------------------------------------------------
+
+    def log_delivery(self, job_id: str, *, event: str, msg_id: str, attempt: int, ok: bool,
+                     status_code: int | None, error: str | None) -> None:
+        with self.session() as s:
+            if s.scalar(select(Job.seq).where(Job.id == job_id)) is None:
+                return
+            s.add(WebhookDelivery(job_id=job_id, event=event, msg_id=msg_id, attempt=attempt, ok=ok,
+                                  status_code=status_code, error=error, at=utcnow()))
+            s.commit()
+
+    def deliveries(self, job_id: str) -> list[WebhookDelivery]:
+        with self.session() as s:
+            return list(s.scalars(select(WebhookDelivery).where(WebhookDelivery.job_id == job_id)
+                                  .order_by(WebhookDelivery.id)))
+
+    def worker_seen(self, worker_id: str, *, state: str, device: str = "", model: dict | None = None,
+                    job_id: str | None = None, error: str | None = None, pid: int = 0) -> None:
+        with self.session() as s:
+            row = s.get(Worker, worker_id)
+            if row is None:
+                row = Worker(id=worker_id, host=socket.gethostname(), pid=pid, device=device, model=model or {},
+                             state=state, started_at=utcnow())
+                s.add(row)
+            row.state, row.job_id, row.error, row.heartbeat_at = state, job_id, error, utcnow()
+            if device:
+                row.device = device
+            if model is not None:
+                row.model = model
+            if pid:
+                row.pid = pid
+            s.commit()
+
+    def workers(self, *, alive_within_s: float | None = None) -> list[Worker]:
+        query = select(Worker).order_by(Worker.started_at)
+        if alive_within_s is not None:
+            query = query.where(Worker.heartbeat_at >= utcnow() - timedelta(seconds=alive_within_s))
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def clear_all(self) -> None:
+        """Master reset: every job, file record, delivery and worker record (after work was canceled)."""
+        with self.session() as s:
+            s.execute(delete(WebhookDelivery))
+            s.execute(delete(Job))
+            s.execute(delete(StoredFile))
+            s.commit()
+

@@ -1,0 +1,149 @@
+"""The worker process: builds the engine once, then claims and runs jobs one at a time.
+
+Exit codes (for the supervisor): 0 stopped on request, 3 setup failed (engine could not be built: restarting
+will not help), anything else a crash (restart).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+
+from loguru import logger
+
+from ltx2.jobs import notify
+from ltx2.jobs.models import CANCELED, FAILED, STARTING, SUCCEEDED
+from ltx2.jobs.store import JobStore
+from ltx2.settings import Settings, get_settings
+
+EXIT_OK = 0
+EXIT_SETUP_FAILED = 3
+KINDS = ("generate",)
+PROGRESS_INTERVAL_S = 0.5  # at most ~2 progress writes a second
+
+
+class Worker:
+    def __init__(self, settings: Settings | None = None, worker_id: str | None = None):
+        self.settings = settings or get_settings()
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.store = JobStore(self.settings.db_url)
+        self.stopping = threading.Event()  # finish the current job, then exit
+        self.aborting = threading.Event()  # second signal: requeue the current job now
+        self.engine = None
+
+    def _on_signal(self, signum, _frame) -> None:
+        if self.stopping.is_set():
+            logger.warning("worker {}: second signal, requeueing the current job", self.id)
+            self.aborting.set()
+        self.stopping.set()
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        self.store.migrate()
+        self.store.worker_seen(self.id, state="starting", pid=os.getpid(), device=self.settings.device)
+        try:
+            from ltx2.cli import load_engine
+
+            self.engine = load_engine(self.settings)
+            seconds = self.engine.warm_up()
+        except Exception as exc:  # noqa: BLE001 - any failure here means this worker cannot serve
+            logger.exception("worker {}: engine setup failed", self.id)
+            self.store.worker_seen(self.id, state="failed", error=f"{exc.__class__.__name__}: {exc}")
+            return EXIT_SETUP_FAILED
+        info = self.engine.model_info
+        self.store.worker_seen(self.id, state="ready", device=info["device"], model=info)
+        logger.info("worker {} ready in {:.1f}s on {} ({})", self.id, seconds, info["device"],
+                    "tiny checkpoint" if info["tiny"] else info["family"])
+        last_seen = 0.0
+        while not self.stopping.is_set():
+            job = self.store.claim(self.id, KINDS)
+            if job is None:
+                if time.monotonic() - last_seen > self.settings.heartbeat_s:
+                    self.store.worker_seen(self.id, state="ready")
+                    last_seen = time.monotonic()
+                self.stopping.wait(self.settings.poll_s)
+                continue
+            self.run_job(job)
+            last_seen = 0.0
+        self.store.worker_seen(self.id, state="stopped")
+        return EXIT_OK
+
+    def run_job(self, job) -> None:
+        from ltx2.engine.errors import InvalidInputError, JobCanceled, OutOfMemoryError
+        from ltx2.worker.runners import run_generate
+
+        store, settings = self.store, self.settings
+        logger.info("worker {}: job {} ({}) attempt {}", self.id, job.id, job.kind, job.attempt)
+        store.worker_seen(self.id, state="busy", job_id=job.id)
+        notify.send(store, settings, job.id, "start")
+        lost = threading.Event()
+        done = threading.Event()
+
+        def heartbeat() -> None:
+            while not done.wait(settings.heartbeat_s):
+                if not store.heartbeat(job.id, self.id):
+                    lost.set()  # reaped or deleted: stop working on it
+                store.worker_seen(self.id, state="busy", job_id=job.id)
+
+        beat = threading.Thread(target=heartbeat, name=f"heartbeat-{job.id}", daemon=True)
+        beat.start()
+        last_write = [0.0]
+
+        def on_progress(p) -> None:
+            now = time.monotonic()
+            if now - last_write[0] >= PROGRESS_INTERVAL_S or p.overall_step >= p.overall_total:
+                store.set_progress(job.id, phase=p.phase, step=p.overall_step, total=p.overall_total, percent=p.percent)
+                last_write[0] = now
+
+        def should_cancel() -> bool:
+            return self.aborting.is_set() or lost.is_set() or store.cancel_requested(job.id)
+
+        try:
+            output = run_generate(self.engine, settings, store, job, on_progress, should_cancel)
+        except JobCanceled:
+            if self.aborting.is_set():
+                store.transition(job.id, STARTING, worker_id=self.id)
+                store.append_log(job.id, "worker shutting down: job requeued")
+            elif not lost.is_set():
+                store.transition(job.id, CANCELED, worker_id=self.id)
+                store.append_log(job.id, "canceled")
+        except InvalidInputError as exc:
+            self._fail(job, "invalid_input", str(exc))
+        except OutOfMemoryError as exc:
+            self._fail(job, "out_of_memory", str(exc))
+            _free_gpu_cache()
+        except Exception as exc:  # noqa: BLE001 - one job's crash must not take the worker down
+            logger.exception("worker {}: job {} crashed", self.id, job.id)
+            store.append_log(job.id, traceback.format_exc(limit=8))
+            self._fail(job, "internal_error", f"{exc.__class__.__name__}: {exc}")
+        else:
+            if store.transition(job.id, SUCCEEDED, worker_id=self.id, output=output):
+                store.append_log(job.id, "succeeded")
+        finally:
+            done.set()
+            beat.join()
+            store.worker_seen(self.id, state="ready")
+        final = store.get(job.id)
+        if final is not None and final.status in (SUCCEEDED, FAILED, CANCELED):
+            notify.send(store, settings, job.id, "completed")
+
+    def _fail(self, job, code: str, message: str) -> None:
+        self.store.transition(job.id, FAILED, worker_id=self.id, error=message, error_code=code)
+        self.store.append_log(job.id, f"failed ({code}): {message}")
+
+
+def _free_gpu_cache() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def main() -> int:
+    return Worker().run()
