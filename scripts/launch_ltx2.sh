@@ -6,7 +6,6 @@ cd "$(dirname "$0")/.."
 ./scripts/setup_env.sh
 [ -f .env ] && set -a && . ./.env && set +a
 
-size=()
 if [ -z "${AVATAR_CHECKPOINT:-}" ]; then
   cat >&2 <<'MSG'
 ============================================================================================
@@ -16,10 +15,14 @@ if [ -z "${AVATAR_CHECKPOINT:-}" ]; then
 ============================================================================================
 MSG
   .venv/bin/avatar models tiny
-  size=(--width 256 --height 256)  # seconds on a 2-core CPU instead of minutes
 fi
 
-# Until the job server lands, the studio is one demo clip made through the real pipeline.
-out="outputs/demo-$(date +%Y%m%d-%H%M%S).mp4"
-.venv/bin/avatar generate --text "Hello there, welcome to the studio." "${size[@]}" --out "$out"
-echo "Demo video: $(pwd)/$out"
+port="${AVATAR_PORT:-8000}"
+ui_port="${AVATAR_UI_PORT:-8501}"
+cat <<MSG
+API:      http://127.0.0.1:${port}   (docs: http://127.0.0.1:${port}/docs)
+From your computer, through an SSH tunnel to this machine:
+  ssh -L ${ui_port}:localhost:${ui_port} -L ${port}:localhost:${port} user@this-host
+Try it:   curl -F text="Hello there, welcome to the studio." http://127.0.0.1:${port}/generate
+MSG
+exec .venv/bin/avatar serve "$@"

@@ -218,3 +218,31 @@ def first_bytes(root, upload) -> bytes:
     uploads = root / "outputs" / ".state" / "uploads"
     (path,) = [p for p in uploads.iterdir() if p.is_file()]
     return path.read_bytes()
+
+
+def test_pull_downloads_finished_videos_once_and_resumes(server, tmp_path):
+    from ltx2.pull import pull_all
+
+    job = create(server, **QUICK)
+    server.wait_status(job["id"], ("succeeded",))
+    dest = tmp_path / "pulled"
+    first = pull_all(server.url, dest, echo=lambda _: None)
+    videos = sorted(dest.glob("*.mp4"))
+    assert first.failed == 0 and first.downloaded >= 3 and videos
+    for video in videos:
+        assert (server.root / "outputs" / video.name).read_bytes() == video.read_bytes()
+    again = pull_all(server.url, dest, echo=lambda _: None)
+    assert again.downloaded == 0 and again.present == first.downloaded
+    # An interrupted download: the first half sits in a .part file and is resumed with a Range request.
+    target = dest / f"{job['id']}.mp4"
+    whole = target.read_bytes()
+    target.unlink()
+    (dest / f"{target.name}.part").write_bytes(whole[: len(whole) // 2])
+    resumed = pull_all(server.url, dest, echo=lambda _: None)
+    assert resumed.downloaded == 1 and target.read_bytes() == whole
+    # A corrupt partial file is detected by the recorded sha256 and discarded, never renamed into place.
+    target.unlink()
+    (dest / f"{target.name}.part").write_bytes(b"garbage" * 10)
+    broken = pull_all(server.url, dest, echo=lambda _: None)
+    assert broken.failed == 1 and not target.exists() and not (dest / f"{target.name}.part").exists()
+    assert pull_all(server.url, dest, echo=lambda _: None).downloaded == 1 and target.read_bytes() == whole

@@ -302,9 +302,13 @@ class JobStore:
 
     def request_cancel(self, job_id: str) -> Job | None:
         """Waiting jobs are canceled at once; running ones get the flag their worker checks every step."""
-        if self.transition(job_id, CANCELED, error_code=None):
-            return self.get(job_id)
         with self.session() as s:
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == STARTING)
+                .values(status=CANCELED, completed_at=utcnow(), status_sequence=Job.status_sequence + 1)
+            )
+            # A running job stays running until its worker has stopped; it then moves itself to canceled.
             s.execute(update(Job).where(Job.id == job_id, Job.status == PROCESSING).values(cancel_requested=True))
             s.commit()
         return self.get(job_id)
