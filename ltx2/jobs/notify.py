@@ -9,7 +9,7 @@ from loguru import logger
 
 from ltx2.jobs.documents import job_document
 from ltx2.jobs.store import JobStore
-from ltx2.jobs.webhooks import Deliverer, validate_events_filter
+from ltx2.jobs.webhooks import Deliverer, new_message_id, validate_events_filter
 from ltx2.settings import Settings
 
 _threads: list[threading.Thread] = []
@@ -36,8 +36,9 @@ def send(store: JobStore, settings: Settings, job_id: str, event: str) -> thread
     if job is None or not job.webhook or event not in validate_events_filter(job.webhook_events_filter):
         return None
     body = json.dumps(job_document(job, settings.base_url), separators=(",", ":")).encode()
-    # Stable per message: a retried "completed" keeps its id, so receivers can drop duplicates.
-    msg_id = f"msg_{job.id}_{event}_{job.status_sequence}"
+    # One id per message, kept across its retries so receivers can drop duplicates. Status events happen once
+    # per status move; log events can repeat within one, so they get fresh ids.
+    msg_id = new_message_id() if event == "logs" else f"msg_{job.id}_{event}_{job.status_sequence}"
     url, secret = job.webhook, webhook_secret(settings)
 
     def deliver() -> None:

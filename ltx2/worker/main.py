@@ -82,6 +82,7 @@ class Worker:
         logger.info("worker {}: job {} ({}) attempt {}", self.id, job.id, job.kind, job.attempt)
         store.worker_seen(self.id, state="busy", job_id=job.id)
         notify.send(store, settings, job.id, "start")
+        self._log(job.id, f"started on worker {self.id} (attempt {job.attempt})")
         lost = threading.Event()
         done = threading.Event()
 
@@ -94,8 +95,12 @@ class Worker:
         beat = threading.Thread(target=heartbeat, name=f"heartbeat-{job.id}", daemon=True)
         beat.start()
         last_write = [0.0]
+        phases: set[str] = set()
 
         def on_progress(p) -> None:
+            if p.phase not in phases:
+                phases.add(p.phase)
+                self._log(job.id, f"{p.phase}: {p.total} steps")
             now = time.monotonic()
             if now - last_write[0] >= PROGRESS_INTERVAL_S or p.overall_step >= p.overall_total:
                 store.set_progress(job.id, phase=p.phase, step=p.overall_step, total=p.overall_total, percent=p.percent)
@@ -109,10 +114,10 @@ class Worker:
         except JobCanceled:
             if self.aborting.is_set():
                 store.transition(job.id, STARTING, worker_id=self.id)
-                store.append_log(job.id, "worker shutting down: job requeued")
+                self._log(job.id, "worker shutting down: job requeued")
             elif not lost.is_set():
                 store.transition(job.id, CANCELED, worker_id=self.id)
-                store.append_log(job.id, "canceled")
+                self._log(job.id, "canceled")
         except InvalidInputError as exc:
             self._fail(job, "invalid_input", str(exc))
         except OutOfMemoryError as exc:
@@ -124,7 +129,8 @@ class Worker:
             self._fail(job, "internal_error", f"{exc.__class__.__name__}: {exc}")
         else:
             if store.transition(job.id, SUCCEEDED, worker_id=self.id, output=output):
-                store.append_log(job.id, "succeeded")
+                notify.send(store, settings, job.id, "output")
+                self._log(job.id, "succeeded")
         finally:
             done.set()
             beat.join()
@@ -135,7 +141,11 @@ class Worker:
 
     def _fail(self, job, code: str, message: str) -> None:
         self.store.transition(job.id, FAILED, worker_id=self.id, error=message, error_code=code)
-        self.store.append_log(job.id, f"failed ({code}): {message}")
+        self._log(job.id, f"failed ({code}): {message}")
+
+    def _log(self, job_id: str, line: str) -> None:
+        self.store.append_log(job_id, line)
+        notify.send(self.store, self.settings, job_id, "logs")
 
 
 def _free_gpu_cache() -> None:
