@@ -215,6 +215,9 @@ def serve(
     no_ui: bool = typer.Option(False, "--no-ui", help="Do not start the Streamlit studio."),
 ) -> None:
     """The API, supervised worker process(es) and, when present, the studio — what launch_ltx2.sh runs."""
+    import signal
+    import sys
+
     import uvicorn
 
     from ltx2.api.app import create_app
@@ -229,6 +232,9 @@ def serve(
     if not no_ui and not (PROJECT_FRONTEND / "app.py").exists():
         typer.echo("(the Streamlit studio is not part of this version yet; serving the API only)")
     supervisor = Supervisor(settings, settings.workers, env=env)
+    # uvicorn restores the previous SIGTERM handler after its graceful shutdown and re-raises the signal; with
+    # the default handler the process would die before the workers are stopped, leaving them orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     supervisor.start()
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")

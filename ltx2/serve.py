@@ -48,7 +48,7 @@ class Supervisor:
         self.threads: list[threading.Thread] = []
 
     def _env(self, slot: int) -> dict[str, str]:
-        env = {**os.environ, **self.env}
+        env = {**os.environ, **self.env, "AVATAR_SUPERVISOR_PID": str(os.getpid())}
         if self.count > 1 and self.settings.device == "auto":
             env["CUDA_VISIBLE_DEVICES"] = str(slot)  # one GPU per worker
         return env

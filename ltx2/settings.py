@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     webhook_secret: str | None = None  # whsec_…; generated into the state folder when unset
     webhook_allow_private: bool = True  # n8n often runs on the same machine
     workers: int = 1  # worker processes `avatar serve` supervises (one per GPU on a multi-GPU host)
+    worker_name: str | None = None  # worker ids start with this (default: the host name), e.g. gpu-box-2
     heartbeat_s: float = Field(default=2.0, gt=0)
     stale_after_s: float = Field(default=20.0, gt=0)  # no heartbeat for this long: the worker is lost
     poll_s: float = Field(default=0.25, gt=0)
@@ -71,6 +72,10 @@ class Settings(BaseSettings):
     @property
     def uploads_dir(self) -> Path:
         return self.state_dir / "uploads"
+
+    @property
+    def profiles_dir(self) -> Path:
+        return self.state_dir / "profiles"
 
     @property
     def db_url(self) -> str:

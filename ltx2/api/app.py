@@ -10,7 +10,7 @@ from loguru import logger
 
 from ltx2 import __version__
 from ltx2.api import deps, errors
-from ltx2.api.routes import files, health, legacy, predictions
+from ltx2.api.routes import files, health, legacy, predictions, trainings
 from ltx2.jobs import notify
 from ltx2.jobs.models import CANCELED, FAILED
 from ltx2.jobs.store import JobStore
@@ -69,4 +69,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.router, dependencies=protected)
     app.include_router(files.downloads, dependencies=protected)
     app.include_router(legacy.router, dependencies=protected)
+    app.include_router(trainings.router, dependencies=protected)
+    app.include_router(trainings.seed, dependencies=protected)
     return app

@@ -43,6 +43,7 @@ def job_document(job: Job, base_url: str, queue_position: int | None = None) -> 
             "step": job.progress_step,
             "total_steps": job.progress_total,
             "phase": job.progress_phase,
+            **(job.progress_data or {}),
         },
         "queue_position": queue_position,
         "attempt": job.attempt,

@@ -28,6 +28,9 @@ class GenerateInput(BaseModel):
     speed: float = Field(default=1.0, ge=0.5, le=2.0, description="Playback speed, applied in the one encode.")
     mode: Literal["distilled", "two-stage"] = "distilled"
     steps: int | None = Field(default=None, ge=1, le=100)
+    profile: str | None = Field(default=None, description="A trained face profile's name: its LoRA, trigger "
+                                "word and (unless `image` is given) its best photo are used.")
+    profile_strength: float = Field(default=1.0, ge=0.0, le=2.0)
 
     @field_validator("text")
     @classmethod
@@ -35,3 +38,28 @@ class GenerateInput(BaseModel):
         if not value.strip():
             raise ValueError("text is empty")
         return value
+
+
+PROFILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}[A-Za-z0-9]$|^[A-Za-z0-9]$"
+
+
+class TrainInput(BaseModel):
+    """Input of a `train` job (a face profile). Photos were checked and stored by the API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=PROFILE_NAME, description="Profile name (letters, digits, space, _ . -).")
+    photos: list[str] = Field(min_length=3, max_length=10, description="File ids of the checked photos.")
+    steps: int = Field(default=300, ge=10, le=2000)
+    rank: int = Field(default=16, ge=1, le=128)
+    alpha: float = Field(default=16.0, gt=0)
+    learning_rate: float = Field(default=1e-4, gt=0, le=1e-2)
+    resolution: int | None = Field(default=None, ge=64, le=1024, multiple_of=32)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    checkpoint_every: int = Field(default=100, ge=1)
+
+
+def trigger_for(name: str) -> str:
+    """A rare token the text encoder has not tied to anyone: 'ohwx' plus the name's letters."""
+    letters = "".join(ch for ch in name.lower() if ch.isalnum())[:16]
+    return f"ohwx{letters}"

@@ -39,6 +39,8 @@ class Job(Base):
     progress_step: Mapped[int] = mapped_column(Integer, default=0)
     progress_total: Mapped[int] = mapped_column(Integer, default=0)
     progress_percent: Mapped[float] = mapped_column(Float, default=0.0)
+    # Kind-specific live figures, e.g. a training's loss, smoothed loss, ETA and loss curve.
+    progress_data: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     retried_from: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -85,6 +87,24 @@ class WebhookDelivery(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     ok: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Profile(Base):
+    """A trained face profile: a LoRA plus the photos it was trained on."""
+
+    __tablename__ = "profiles"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(64))
+    folder: Mapped[str] = mapped_column(Text)  # relative to the profiles folder
+    lora: Mapped[str] = mapped_column(Text)  # file name inside the folder
+    photos: Mapped[list] = mapped_column(JSON, default=list)  # file names inside the folder
+    best_photo: Mapped[str] = mapped_column(Text)
+    steps: Mapped[int] = mapped_column(Integer)
+    final_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    validation_loss: Mapped[float | None] = mapped_column(Float, nullable=True)
+    training_job: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Worker(Base):

@@ -7,15 +7,19 @@ SQLite (writes are serialised), `FOR UPDATE SKIP LOCKED` on PostgreSQL (workers 
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import socket
-from collections.abc import Iterable
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import create_engine, delete, event, func, or_, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, delete, event, func, or_, select, text, update
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +31,7 @@ from ltx2.jobs.models import (
     SUCCEEDED,
     TERMINAL,
     Job,
+    Profile,
     StoredFile,
     WebhookDelivery,
     Worker,
@@ -34,6 +39,8 @@ from ltx2.jobs.models import (
 )
 
 MAX_LOG_CHARS = 64_000
+NOTIFY_CHANNEL = "avatar_jobs"  # PostgreSQL: NOTIFY on every job that becomes claimable; idle workers LISTEN
+MIGRATE_LOCK_KEY = zlib.crc32(b"avatar-generator:migrate")  # pg_advisory_lock key held around `upgrade head`
 ALLOWED_MOVES = {
     PROCESSING: (STARTING,),  # claim
     SUCCEEDED: (PROCESSING,),
@@ -76,18 +83,60 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # PostgreSQL (postgresql+psycopg://…): timezone-aware timestamps come back as such; pre-ping drops
+    # connections the server closed (restart, idle timeout); recycle keeps them from outliving NAT/proxies.
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800)
+
+
+@contextlib.contextmanager
+def _migration_lock(url: str) -> Iterator[None]:
+    """Only one process at a time runs `upgrade head`; the others wait, then find nothing to do.
+
+    PostgreSQL: a session-level advisory lock on its own connection (every machine sees it). SQLite: an
+    exclusive file lock beside the database file (SQLite is one machine's anyway).
+    """
+    if url.startswith("sqlite"):
+        database = make_url(url).database
+        if not database or database == ":memory:":
+            yield
+            return
+        import fcntl
+
+        lock_path = Path(database).with_name(Path(database).name + ".migrate-lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATE_LOCK_KEY})
+                connection.commit()
+            try:
+                yield
+            finally:
+                if engine.dialect.name == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATE_LOCK_KEY})
+                    connection.commit()
+    finally:
+        engine.dispose()
 
 
 def migrate(url: str) -> None:
-    """Bring the schema to the newest Alembic revision (idempotent; safe from several processes)."""
+    """Bring the schema to the newest Alembic revision (idempotent; safe from several processes at once)."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    with _migration_lock(url):
+        command.upgrade(config, "head")
 
 
 @dataclass
@@ -106,9 +155,68 @@ class JobStore:
         self.engine = make_engine(url)
         self.is_postgres = self.engine.dialect.name == "postgresql"
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._listener = None  # PostgreSQL: a dedicated autocommit psycopg connection that LISTENs
 
     def migrate(self) -> None:
         migrate(self.url)
+
+    def close(self) -> None:
+        self._close_listener()
+        self.engine.dispose()
+
+    # --- waking idle workers (PostgreSQL LISTEN/NOTIFY) ---------------------------------------------------
+
+    @property
+    def can_listen(self) -> bool:
+        """True on PostgreSQL with psycopg 3: idle workers can wait for NOTIFY instead of polling quickly."""
+        if not self.is_postgres or self.engine.dialect.driver != "psycopg":
+            return False
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:  # pragma: no cover - psycopg is a dependency
+            return False
+        return True
+
+    def _notify(self, session: Session, kind: str) -> None:
+        """Queue a NOTIFY in this transaction: PostgreSQL delivers it on commit, and drops it on rollback."""
+        if self.is_postgres:
+            session.execute(text("SELECT pg_notify(:channel, :kind)"), {"channel": NOTIFY_CHANNEL, "kind": kind})
+
+    def _close_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                self._listener.close()
+            self._listener = None
+
+    def wait_for_job(self, timeout: float, stop: threading.Event | None = None) -> bool:
+        """Wait up to `timeout` s for a job to become claimable; True when woken by a NOTIFY.
+
+        On PostgreSQL with psycopg this LISTENs on its own connection (notifications that arrived while the
+        caller was busy are kept by the connection and wake the next call at once); elsewhere, or when the
+        listening connection fails, it just waits. `stop` being set ends the wait within half a second.
+        """
+        stop = stop or threading.Event()
+        if not self.can_listen:
+            stop.wait(timeout)
+            return False
+        deadline = time.monotonic() + timeout
+        try:
+            if self._listener is None:
+                import psycopg
+
+                conninfo = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+                self._listener = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
+                self._listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            while not stop.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                for _ in self._listener.notifies(timeout=min(left, 0.5), stop_after=1):
+                    return True
+        except Exception:  # noqa: BLE001 - the database went away: fall back to polling, reconnect next time
+            self._close_listener()
+            stop.wait(max(0.0, deadline - time.monotonic()))
+        return False
 
     def session(self) -> Session:
         return self.sessions()
@@ -144,6 +252,7 @@ class JobStore:
         with self.session() as s:
             s.add(job)
             try:
+                self._notify(s, kind)
                 s.commit()
                 return job, True
             except IntegrityError:
@@ -265,6 +374,8 @@ class JobStore:
             stmt = stmt.where(Job.worker_id == worker_id)
         with self.session() as s:
             moved = s.execute(stmt.values(**values)).rowcount == 1
+            if moved and to == STARTING:
+                self._notify(s, "requeued")
             s.commit()
         return moved
 
@@ -279,19 +390,20 @@ class JobStore:
             s.commit()
         return n == 1
 
-    def set_progress(self, job_id: str, *, phase: str, step: int, total: int, percent: float) -> None:
+    def set_progress(self, job_id: str, *, phase: str, step: int, total: int, percent: float,
+                     data: dict | None = None) -> None:
+        values = dict(progress_phase=phase, progress_step=step, progress_total=total,
+                      progress_percent=round(percent, 2), heartbeat_at=utcnow())
+        if data is not None:
+            values["progress_data"] = data
         with self.session() as s:
-            s.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == PROCESSING)
-                .values(progress_phase=phase, progress_step=step, progress_total=total,
-                        progress_percent=round(percent, 2), heartbeat_at=utcnow())
-            )
+            s.execute(update(Job).where(Job.id == job_id, Job.status == PROCESSING).values(**values))
             s.commit()
 
     def append_log(self, job_id: str, line: str) -> None:
         with self.session() as s:
-            job = s.scalar(select(Job).where(Job.id == job_id))
+            # FOR UPDATE on PostgreSQL (SQLite serialises writers anyway): concurrent appends never lose a line.
+            job = s.scalar(select(Job).where(Job.id == job_id).with_for_update())
             if job is None:
                 return
             logs = (job.logs or "") + line.rstrip("\n") + "\n"
@@ -352,6 +464,8 @@ class JobStore:
                     update(Job).where(*guard)
                     .values(status=target, status_sequence=Job.status_sequence + 1, **values)
                 ).rowcount
+                if n == 1 and target == STARTING:
+                    self._notify(s, "requeued")
                 s.commit()
             if n == 1:
                 note = {STARTING: "requeued", FAILED: "failed (worker_lost)", CANCELED: "canceled"}[target]
@@ -382,6 +496,39 @@ class JobStore:
         with self.session() as s:
             s.execute(delete(StoredFile).where(StoredFile.id == file_id))
             s.commit()
+
+    # --- face profiles ---------------------------------------------------------------------------------
+
+    def add_profile(self, profile: Profile) -> bool:
+        """Insert; False when the name is taken (the caller then cleans up its files)."""
+        with self.session() as s:
+            s.add(profile)
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                return False
+        return True
+
+    def get_profile(self, name: str) -> Profile | None:
+        with self.session() as s:
+            return s.get(Profile, name)
+
+    def list_profiles(self) -> list[Profile]:
+        with self.session() as s:
+            return list(s.scalars(select(Profile).order_by(Profile.created_at)))
+
+    def delete_profile(self, name: str) -> Profile | None:
+        with self.session() as s:
+            profile = s.get(Profile, name)
+            if profile is not None:
+                s.delete(profile)
+                s.commit()
+            return profile
+
+    def active_jobs(self, kind: str) -> list[Job]:
+        with self.session() as s:
+            return list(s.scalars(select(Job).where(Job.kind == kind, Job.status.in_((STARTING, PROCESSING)))))
 
     # --- webhooks and workers --------------------------------------------------------------------------
 
@@ -424,10 +571,11 @@ class JobStore:
             return list(s.scalars(query))
 
     def clear_all(self) -> None:
-        """Master reset: every job, file record, delivery and worker record (after work was canceled)."""
+        """Master reset: every job, file record, delivery and profile (after work was canceled)."""
         with self.session() as s:
             s.execute(delete(WebhookDelivery))
             s.execute(delete(Job))
             s.execute(delete(StoredFile))
+            s.execute(delete(Profile))
             s.commit()
 

@@ -23,14 +23,15 @@ from ltx2.settings import Settings, get_settings
 
 EXIT_OK = 0
 EXIT_SETUP_FAILED = 3
-KINDS = ("generate",)
+KINDS = ("generate", "train")
 PROGRESS_INTERVAL_S = 0.5  # at most ~2 progress writes a second
 
 
 class Worker:
     def __init__(self, settings: Settings | None = None, worker_id: str | None = None):
         self.settings = settings or get_settings()
-        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        name = self.settings.worker_name or socket.gethostname()
+        self.id = worker_id or f"{name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.store = JobStore(self.settings.db_url)
         self.stopping = threading.Event()  # finish the current job, then exit
         self.aborting = threading.Event()  # second signal: requeue the current job now
@@ -61,22 +62,27 @@ class Worker:
         logger.info("worker {} ready in {:.1f}s on {} ({})", self.id, seconds, info["device"],
                     "tiny checkpoint" if info["tiny"] else info["family"])
         last_seen = 0.0
+        # PostgreSQL: idle workers LISTEN and are woken by a NOTIFY when a job is queued, so they only need to
+        # look at the queue every heartbeat (a missed notification costs at most that); elsewhere they poll.
+        idle_wait = max(self.settings.poll_s, self.settings.heartbeat_s) if self.store.can_listen \
+            else self.settings.poll_s
         while not self.stopping.is_set():
             job = self.store.claim(self.id, KINDS)
             if job is None:
                 if time.monotonic() - last_seen > self.settings.heartbeat_s:
                     self.store.worker_seen(self.id, state="ready")
                     last_seen = time.monotonic()
-                self.stopping.wait(self.settings.poll_s)
+                self.store.wait_for_job(idle_wait, self.stopping)
                 continue
             self.run_job(job)
             last_seen = 0.0
         self.store.worker_seen(self.id, state="stopped")
+        self.store.close()
         return EXIT_OK
 
     def run_job(self, job) -> None:
         from ltx2.engine.errors import InvalidInputError, JobCanceled, OutOfMemoryError
-        from ltx2.worker.runners import run_generate
+        from ltx2.worker.runners import run_generate, run_train
 
         store, settings = self.store, self.settings
         logger.info("worker {}: job {} ({}) attempt {}", self.id, job.id, job.kind, job.attempt)
@@ -97,20 +103,23 @@ class Worker:
         last_write = [0.0]
         phases: set[str] = set()
 
-        def on_progress(p) -> None:
+        def on_progress(p, data: dict | None = None) -> None:
             if p.phase not in phases:
                 phases.add(p.phase)
                 self._log(job.id, f"{p.phase}: {p.total} steps")
+            step, total = getattr(p, "overall_step", p.step), getattr(p, "overall_total", p.total)
             now = time.monotonic()
-            if now - last_write[0] >= PROGRESS_INTERVAL_S or p.overall_step >= p.overall_total:
-                store.set_progress(job.id, phase=p.phase, step=p.overall_step, total=p.overall_total, percent=p.percent)
+            if now - last_write[0] >= PROGRESS_INTERVAL_S or step >= total:
+                store.set_progress(job.id, phase=p.phase, step=step, total=total,
+                                   percent=100.0 * step / total if total else 0.0, data=data)
                 last_write[0] = now
 
         def should_cancel() -> bool:
             return self.aborting.is_set() or lost.is_set() or store.cancel_requested(job.id)
 
         try:
-            output = run_generate(self.engine, settings, store, job, on_progress, should_cancel)
+            runner = run_train if job.kind == "train" else run_generate
+            output = runner(self.engine, settings, store, job, on_progress, should_cancel)
         except JobCanceled:
             if self.aborting.is_set():
                 store.transition(job.id, STARTING, worker_id=self.id)

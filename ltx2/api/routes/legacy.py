@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 
 from ltx2.api import deps
 from ltx2.api.errors import Problem
@@ -45,28 +45,50 @@ def generate(
     trained_person_name: str | None = Form(None, max_length=100),
     fresh_start_mode: bool = Form(False, description="Accepted for compatibility: every job starts clean."),
     playback_speed: float = Form(1.25, ge=0.5, le=2.0),
+    idempotency_key: str | None = Header(default=None, max_length=255),
 ):
     store, settings = deps.store(request), deps.settings(request)
+    profile = None
     if use_trained_profile:
-        # Face profiles arrive with the training feature; until then no name can match.
-        raise Problem(422, f"unknown face profile {trained_person_name!r}: no trained profiles exist")
+        profile = store.get_profile(trained_person_name or "")
+        if profile is None:
+            raise Problem(422, f"unknown face profile {trained_person_name!r} (see GET /training-status)")
     if not text.strip():
         raise Problem(422, "text is empty")
-    inp = {"text": text, "speed": playback_speed, "avatar_description": avatar_description}
-    file_id = None
+    inp = {"text": text, "speed": playback_speed, "avatar_description": avatar_description,
+           "profile": profile.name if profile else None}
+    file_id, fresh = None, False
     if reference_image is not None and reference_image.filename and not random_avatar:
         file_id = _store_reference(store, settings, reference_image)
+        reused = _photo_of_earlier_request(store, settings, idempotency_key, file_id)
+        file_id, fresh = reused or file_id, reused is None
         inp.update(image=file_id, image_strength=seed_to_ltx_strength(image_strength))
     try:
         parsed = GenerateInput.model_validate(inp)
         check_input(store, settings, parsed)
+        job, _ = create_job(store, settings, "generate", parsed.model_dump(), webhook=None, events=None,
+                            idempotency_key=idempotency_key)
     except Exception:
-        if file_id:  # a rejected request keeps nothing
+        if fresh:  # a rejected request keeps nothing (an idempotency conflict included)
             _drop_file(store, settings, file_id)
         raise
-    job, _ = create_job(store, settings, "generate", parsed.model_dump(), webhook=None, events=None,
-                        idempotency_key=request.headers.get("idempotency-key"))
     return {"job_id": job.id, "status": "queued"}
+
+
+def _photo_of_earlier_request(store, settings: Settings, idempotency_key: str | None, file_id: str) -> str | None:
+    """A repeat under the same Idempotency-Key with the same photo reuses the first request's file.
+
+    Every upload gets a new id, so without this the repeat's input would never equal the first one and an
+    idempotent retry would be answered 409. The new copy is dropped; returns the earlier file's id.
+    """
+    earlier = store.by_idempotency_key(idempotency_key) if idempotency_key else None
+    earlier_id = (earlier.input or {}).get("image") if earlier is not None else None
+    old = store.get_file(earlier_id) if earlier_id else None
+    new = store.get_file(file_id)
+    if old is None or new is None or old.sha256 != new.sha256 or old.kind != new.kind:
+        return None
+    _drop_file(store, settings, file_id)
+    return old.id
 
 
 def _store_reference(store, settings: Settings, upload: UploadFile) -> str:

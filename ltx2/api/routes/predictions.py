@@ -58,6 +58,8 @@ def check_input(store: JobStore, settings: Settings, inp: GenerateInput) -> None
             raise Problem(422, f"input.{field}: no uploaded file {file_id} (upload it with POST /v1/files)")
         if record.kind != kind:
             raise Problem(422, f"input.{field}: file {file_id} is {record.kind}, not {kind}")
+    if inp.profile is not None and store.get_profile(inp.profile) is None:
+        raise Problem(422, f"input.profile: no face profile {inp.profile!r} (see GET /v1/profiles)")
     if inp.audio is None and inp.seconds is None:
         try:
             plan_clip(inp.text, fps=inp.fps, max_seconds=settings.max_seconds,
