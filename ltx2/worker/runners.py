@@ -96,7 +96,7 @@ def run_train(engine, settings: Settings, store: JobStore, job, on_progress, sho
     curve: list[list[float]] = []
     try:
         def progress(p) -> None:
-            if p.loss is not None:
+            if p.phase == "train" and p.loss is not None:
                 curve.append([p.step, round(float(p.loss), 5)])
                 if len(curve) > CURVE_POINTS:  # keep every other point of the older half
                     del curve[1 : len(curve) // 2 : 2]

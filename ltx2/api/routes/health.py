@@ -1,14 +1,16 @@
-"""Health (open), Cog-style health-check and Prometheus metrics."""
+"""Health (open), Cog-style health-check, the workers list and Prometheus metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from datetime import timedelta
+
+from fastapi import APIRouter, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
 from ltx2.api import deps
-from ltx2.jobs.models import STARTING, STATUSES, TERMINAL, Job
+from ltx2.jobs.models import STARTING, STATUSES, TERMINAL, Job, utcnow
 from ltx2.jobs.store import as_utc
 
 open_router = APIRouter(tags=["operations"])
@@ -38,13 +40,31 @@ def worker_summary(request: Request) -> tuple[str, list[dict], dict]:
         state = "STARTING"  # no worker has registered yet
     else:
         state = "DEFUNCT"
-    workers = [
-        {"id": w.id, "host": w.host, "pid": w.pid, "device": w.device, "state": w.state, "job_id": w.job_id,
-         "model": w.model, "error": w.error, "alive": w.id in alive_ids,
-         "last_heartbeat": as_utc(w.heartbeat_at).isoformat()}
-        for w in everyone if w.id in alive_ids or w.state == "failed"
-    ]
+    workers = [worker_document(w, w.id in alive_ids) for w in everyone if w.id in alive_ids or w.state == "failed"]
     return state, workers, queue
+
+
+def worker_document(w, alive: bool) -> dict:
+    return {"id": w.id, "host": w.host, "pid": w.pid, "device": w.device, "state": w.state, "job_id": w.job_id,
+            "model": w.model, "error": w.error, "alive": alive,
+            "started_at": as_utc(w.started_at).isoformat(), "last_heartbeat": as_utc(w.heartbeat_at).isoformat()}
+
+
+@router.get("/v1/workers", summary="Every worker process that reported itself, on any machine")
+def list_workers(
+    request: Request,
+    all_: bool = Query(False, alias="all", description="Also workers gone for more than an hour"),
+):
+    """Workers alive now (heartbeat within AVATAR_STALE_AFTER_S) and, unless `all=true`, those that stopped or
+    were lost within the last hour — newest first. A worker killed without warning stays in its last state
+    (e.g. `busy`) with `alive: false`."""
+    store, settings = deps.store(request), deps.settings(request)
+    alive_ids = {w.id for w in store.workers(alive_within_s=settings.stale_after_s)}
+    recent = utcnow() - timedelta(hours=1)
+    rows = [w for w in store.workers() if all_ or w.id in alive_ids or as_utc(w.heartbeat_at) >= recent]
+    rows.sort(key=lambda w: as_utc(w.started_at), reverse=True)
+    docs = [worker_document(w, w.id in alive_ids) for w in rows]
+    return {"workers": docs, "alive": sum(d["alive"] for d in docs), "stale_after_s": settings.stale_after_s}
 
 
 @open_router.get("/health", summary="Seed API: is the server up")

@@ -212,7 +212,8 @@ def master_reset(request: Request, confirm: str = Form("", description=f"Type {R
     for job in active:
         notify.send(store, settings, job.id, "completed")
     store.clear_all()
-    removed = sum(_empty_dir(p) for p in (settings.uploads_dir, settings.temp_dir))
+    # Profile rows went with clear_all(); their photos and LoRA weights go too (faces must not linger).
+    removed = sum(_empty_dir(p) for p in (settings.uploads_dir, settings.profiles_dir, settings.temp_dir))
     for path in settings.outputs_dir.glob("*"):
         if path.is_file() and path.suffix in (".mp4", ".jpg", ".json"):
             path.unlink()

@@ -25,6 +25,7 @@ from ltx2.settings import Settings
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
 MAX_WAIT_S = 60.0
+MAX_CURSOR = 2**63 - 1  # a job seq; larger values overflow the database's integer
 _PREFER_WAIT = re.compile(r"\bwait(?:=(\d+(?:\.\d+)?))?\b")
 
 
@@ -121,7 +122,7 @@ async def create_prediction(
 def list_predictions(
     request: Request,
     status: list[str] | None = Query(default=None, description=f"Filter: any of {list(STATUSES)}"),
-    cursor: int | None = Query(default=None, ge=0),
+    cursor: int | None = Query(default=None, ge=0, le=MAX_CURSOR),
     limit: int = Query(default=50, ge=1, le=200),
 ):
     store, settings = deps.store(request), deps.settings(request)
@@ -159,6 +160,8 @@ def cancel_prediction(job_id: str, request: Request):
 def retry_prediction(job_id: str, request: Request):
     store, settings = deps.store(request), deps.settings(request)
     job = get_job(store, job_id)
+    if job.kind != "generate":  # a training's input is not a GenerateInput; it is retried by training again
+        raise Problem(404, f"no prediction {job_id} (it is a {job.kind} job)")
     if job.status not in (FAILED, CANCELED):
         raise Problem(409, f"prediction {job_id} is {job.status}; only failed or canceled ones can be retried")
     check_input(store, settings, GenerateInput.model_validate(job.input))

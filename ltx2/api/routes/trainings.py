@@ -11,7 +11,7 @@ import io
 import re
 import shutil
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import ValidationError
 
@@ -19,13 +19,13 @@ from ltx2.api import deps
 from ltx2.api.errors import Problem
 from ltx2.api.routes.files import upload_limits
 from ltx2.api.routes.legacy import SEED_STATUS
-from ltx2.api.routes.predictions import document, get_job
+from ltx2.api.routes.predictions import MAX_CURSOR, document, get_job
 from ltx2.api.uploads import UploadError, safe_child, store_image
 from ltx2.jobs import notify
 from ltx2.jobs.documents import _iso
 from ltx2.jobs.inputs import TrainInput
 from ltx2.jobs.models import TERMINAL
-from ltx2.jobs.store import JobStore
+from ltx2.jobs.store import IdempotencyConflict, JobStore
 from ltx2.settings import Settings
 
 router = APIRouter(tags=["face profiles"])
@@ -97,6 +97,9 @@ def start_training(store: JobStore, settings: Settings, *, name: str, steps: int
             store.delete_file(file_id)
         if isinstance(exc, UploadError):
             raise Problem(exc.status, exc.detail, title=exc.title) from exc
+        if isinstance(exc, IdempotencyConflict):
+            raise Problem(409, "this Idempotency-Key was already used with a different request",
+                          extra={"existing": exc.existing.id}) from exc
         raise
     return job
 
@@ -109,11 +112,11 @@ def create_training(
     steps: int = Form(300, ge=10, le=2000),
     rank: int = Form(16, ge=1, le=128),
     learning_rate: float = Form(1e-4, gt=0, le=1e-2),
+    idempotency_key: str | None = Header(default=None, max_length=255),
 ):
     store, settings = deps.store(request), deps.settings(request)
     job = start_training(store, settings, name=name, steps=steps, uploads=photos, rank=rank,
-                         alpha=float(rank), learning_rate=learning_rate,
-                         idempotency_key=request.headers.get("idempotency-key"))
+                         alpha=float(rank), learning_rate=learning_rate, idempotency_key=idempotency_key)
     return JSONResponse(document(store, settings, job), status_code=201)
 
 
@@ -125,7 +128,8 @@ def _training(store: JobStore, job_id: str):
 
 
 @router.get("/v1/trainings", summary="List trainings, newest first")
-def list_trainings(request: Request, cursor: int | None = None, limit: int = 50):
+def list_trainings(request: Request, cursor: int | None = Query(default=None, ge=0, le=MAX_CURSOR),
+                   limit: int = 50):
     store, settings = deps.store(request), deps.settings(request)
     jobs, nxt = store.list(kind="train", cursor=cursor, limit=max(1, min(limit, 200)))
     return {"results": [document(store, settings, j) for j in jobs],
