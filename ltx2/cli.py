@@ -229,16 +229,28 @@ def serve(
         typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
     # Workers read the same settings from the environment.
     env = {"AVATAR_HOST": settings.host, "AVATAR_PORT": str(settings.port)}
-    if not no_ui and not (PROJECT_FRONTEND / "app.py").exists():
-        typer.echo("(the Streamlit studio is not part of this version yet; serving the API only)")
+    studio = None
+    if not no_ui and (PROJECT_FRONTEND / "app.py").exists():
+        from frontend.launcher import Studio
+
+        # Same listen address as the API (loopback unless told otherwise), talking to this API.
+        studio = Studio.for_api(api_host=settings.host, api_port=settings.port, ui_port=settings.ui_port,
+                                api_keys=settings.api_keys, max_upload_mb=settings.max_upload_mb)
+    elif not no_ui:
+        typer.echo("(frontend/app.py is missing; serving the API only)")
     supervisor = Supervisor(settings, settings.workers, env=env)
     # uvicorn restores the previous SIGTERM handler after its graceful shutdown and re-raises the signal; with
     # the default handler the process would die before the workers are stopped, leaving them orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     supervisor.start()
+    if studio is not None:
+        studio.start()
+        typer.echo(f"Studio:   {studio.url}")
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     finally:
+        if studio is not None:
+            studio.stop()
         supervisor.shutdown()
 
 
@@ -259,6 +271,60 @@ def pull(
     typer.echo(f"{report.downloaded} downloaded, {report.present} already present, {report.failed} failed")
     if report.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def train(
+    name: str = typer.Option(..., "--name", help="Profile name."),
+    photos: list[Path] = typer.Argument(..., help="3–10 photos of one person, one face each."),
+    steps: int = typer.Option(300, "--steps", min=10, max=2000),
+    rank: int = typer.Option(16, "--rank", min=1, max=128),
+    learning_rate: float = typer.Option(1e-4, "--lr"),
+    out: Path | None = typer.Option(None, "--out", help="LoRA file (default: <models>/profiles/NAME.safetensors)."),
+) -> None:
+    """Train a face-profile LoRA in-process (the server's /v1/trainings does the same as a queued job)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ltx2.engine.errors import EngineError
+    from ltx2.jobs.inputs import trigger_for
+    from ltx2.settings import get_settings
+    from ltx2.training.photos import PhotosRejected, validate_photos
+
+    settings = get_settings()
+    missing = [p for p in photos if not p.is_file()]
+    if missing:
+        _fail(f"photo not found: {missing[0]}")
+    try:
+        checked = validate_photos([(p.name, p) for p in photos])
+    except PhotosRejected as exc:
+        _fail(str(exc))
+    from ltx2.training.lora import train_face_lora
+
+    out = out or settings.models_dir / "profiles" / f"{name}.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if settings.uses_tiny:
+        typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
+    engine = load_engine(settings)
+    engine.warm_up()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn()) as bar:
+        task = bar.add_task("encode", total=steps, loss="-")
+
+        def on_progress(p) -> None:
+            loss = f"{p.smoothed_loss:.4f}" if p.smoothed_loss is not None else "-"
+            bar.update(task, description=p.phase, completed=p.step, total=p.total, loss=loss)
+
+        try:
+            result = train_face_lora(engine, checked, trigger=trigger_for(name), out_path=out, steps=steps,
+                                     rank=rank, alpha=float(rank), learning_rate=learning_rate,
+                                     on_progress=on_progress)
+        except EngineError as exc:
+            _fail(str(exc), code=1)
+    typer.echo(f"wrote {result.lora_path}: loss {result.first_loss_mean:.4f} → {result.final_loss:.4f}"
+               + (f", validation {result.validation_loss:.4f}" if result.validation_loss is not None else "")
+               + f" in {result.seconds:.1f}s; trigger word {trigger_for(name)!r}")
+    typer.echo(f"use it: avatar generate --lora {result.lora_path} --text '…' --image "
+               f"{photos[result.best_photo]}")
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m ltx2.cli`

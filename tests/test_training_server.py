@@ -91,3 +91,17 @@ def test_cancel_mid_training_leaves_no_profile(server, photos):
     leftovers = [p.name for p in (server.root / "outputs" / ".state" / "profiles").iterdir() if "Brief" in p.name
                  or p.name.startswith(".staging")]
     assert leftovers == []
+
+
+def test_cli_train_refuses_bad_photos_with_their_names(tmp_path, photos):
+    from typer.testing import CliRunner
+
+    from ltx2.cli import app
+
+    paths = []
+    for name, data in [*photos[:2], ("notes.png", b"not a photo")]:
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    result = CliRunner().invoke(app, ["train", "--name", "X", *paths, "--out", str(tmp_path / "x.safetensors")])
+    assert result.exit_code == 2 and "notes.png" in result.stderr
+    assert not (tmp_path / "x.safetensors").exists()
