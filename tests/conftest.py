@@ -48,3 +48,45 @@ def write_tone(path: Path, seconds: float, rate: int = 16000, channels: int = 1,
         w.setframerate(rate)
         w.writeframes(frames.tobytes())
     return path
+
+
+# --- databases: every store/server test runs on SQLite and on a real PostgreSQL -------------------------------
+
+DB_BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One throwaway PostgreSQL server (loopback, temp folder) for the whole session; stopped at the end."""
+    import os
+
+    from tests.pg import PgCluster, find_bin_dir
+
+    if find_bin_dir() is None:
+        message = "PostgreSQL server binaries not found (./scripts/run_tests.sh installs Debian's postgresql)"
+        if os.environ.get("AVATAR_TEST_POSTGRES") == "required":
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = PgCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _new_database(request, folder: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{folder / 'avatar.db'}"
+    return request.getfixturevalue("pg_cluster").create_database()
+
+
+@pytest.fixture(params=DB_BACKENDS)
+def db_url(request, tmp_path) -> str:
+    """A fresh, empty database for one test: a SQLite file or a new PostgreSQL database."""
+    return _new_database(request, tmp_path)
+
+
+@pytest.fixture(scope="module", params=DB_BACKENDS)
+def module_db_url(request, tmp_path_factory) -> str:
+    """A fresh, empty database shared by one test module (per backend)."""
+    return _new_database(request, tmp_path_factory.mktemp("db"))

@@ -1,4 +1,7 @@
-"""The job server end to end: real uvicorn, real worker processes, the tiny checkpoint."""
+"""The job server end to end: real uvicorn, real worker processes, the tiny checkpoint.
+
+Every test runs twice: on the default SQLite file and on a real PostgreSQL server (tests/pg.py).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from ltx2.jobs.webhooks import verify
 from ltx2.media import probe
 
 from .live_server import LiveServer
+from .pg import server_env
 
 pytestmark = pytest.mark.slow
 QUICK = {"width": 64, "height": 64, "seconds": 0.4}
@@ -23,8 +27,8 @@ LONG = {"width": 256, "height": 256, "seconds": 1.5, "mode": "two-stage", "steps
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with LiveServer(tmp_path_factory.mktemp("live")) as live:
+def server(tmp_path_factory, module_db_url):
+    with LiveServer(tmp_path_factory.mktemp("live"), env=server_env(module_db_url)) as live:
         yield live
 
 
@@ -171,11 +175,16 @@ def test_metrics_and_health_check_show_the_worker(server):
     assert check["workers"][0]["model"]["tiny"] is True
     metrics = server.client.get("/metrics").text
     assert 'avatar_jobs{status="succeeded"}' in metrics and "avatar_queue_depth" in metrics
+    listed = server.client.get("/v1/workers").json()
+    (alive,) = [w for w in listed["workers"] if w["alive"]]
+    assert listed["alive"] == 1 and alive["id"] == check["workers"][0]["id"] and alive["model"]["tiny"] is True
+    assert alive["state"] in ("ready", "busy") and alive["device"] == "cpu" and alive["pid"] > 0
 
 
-def test_kill_9_worker_mid_job_is_recovered_and_worker_restarted(tmp_path):
-    with LiveServer(tmp_path / "kill", env={"AVATAR_STALE_AFTER_S": "3"}) as live:
-        job = create(live, **LONG)
+def test_kill_9_worker_mid_job_is_recovered_and_worker_restarted(tmp_path, db_url):
+    with LiveServer(tmp_path / "kill", env={"AVATAR_STALE_AFTER_S": "3", **server_env(db_url)}) as live:
+        # Long enough to be killed mid-way, short enough that the requeued rerun finishes on a busy machine.
+        job = create(live, **{**LONG, "steps": 30})
         live.wait_for(lambda: live.client.get(f"/v1/predictions/{job['id']}").json()["status"] == "processing",
                       60, "the job to start")
         (victim,) = live.worker_pids()
@@ -191,22 +200,23 @@ def test_kill_9_worker_mid_job_is_recovered_and_worker_restarted(tmp_path):
         assert doc["status"] in ("starting", "processing", "succeeded") or doc["error_code"] == "worker_lost"
         live.wait_for(lambda: [p for p in live.worker_pids() if p != victim], 60, "the restarted worker")
         # Requeued once: the restarted worker finishes it.
-        assert live.wait_status(job["id"], ("succeeded", "failed"), timeout=180)["status"] == "succeeded"
+        assert live.wait_status(job["id"], ("succeeded", "failed"), timeout=400)["status"] == "succeeded"
         follow_up = create(live, **QUICK)
         assert live.wait_status(follow_up["id"], ("succeeded", "failed"))["status"] == "succeeded"
 
 
-def test_restart_keeps_jobs_files_and_outputs_and_runs_queued_work(tmp_path, face_photo):
+def test_restart_keeps_jobs_files_and_outputs_and_runs_queued_work(tmp_path, face_photo, db_url):
     root = tmp_path / "restart"
-    with LiveServer(root) as first:
+    env = server_env(db_url)
+    with LiveServer(root, env=env) as first:
         done = create(first, **QUICK)
         first.wait_status(done["id"], ("succeeded",))
         with face_photo.open("rb") as f:
             upload = first.client.post("/v1/files", files={"file": ("me.png", f, "image/png")}).json()
-    with LiveServer(root, workers=0) as idle:  # no worker: this job can only wait
+    with LiveServer(root, workers=0, env=env) as idle:  # no worker: this job can only wait
         queued = create(idle, **QUICK)
         assert idle.client.get(f"/v1/predictions/{queued['id']}").json()["queue_position"] == 1
-    with LiveServer(root) as second:
+    with LiveServer(root, env=env) as second:
         assert second.client.get(f"/v1/predictions/{done['id']}").json()["status"] == "succeeded"
         assert second.client.get(f"/v1/files/{upload['id']}/content").content == \
             first_bytes(root, upload)

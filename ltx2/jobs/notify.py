@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import threading
 
 from loguru import logger
@@ -24,10 +26,17 @@ def webhook_secret(settings: Settings) -> str:
     path = settings.state_dir / "webhook_secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        # Several processes (machines, on shared storage) may get here at once: each writes its own temp file
+        # and links it into place; a link never replaces an existing file, so the first one wins for everyone.
+        tmp = path.with_name(f".webhook_secret.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         tmp.write_text(generate_secret())
         tmp.chmod(0o600)
-        tmp.replace(path)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
     return path.read_text().strip()
 
 

@@ -164,6 +164,11 @@ class JobStore:
         self._close_listener()
         self.engine.dispose()
 
+    def _clock(self):
+        """The time heartbeats are written with and compared against. PostgreSQL: the database server's own
+        clock, so workers and reapers on machines whose clocks disagree still agree on what is stale."""
+        return func.now() if self.is_postgres else utcnow()
+
     # --- waking idle workers (PostgreSQL LISTEN/NOTIFY) ---------------------------------------------------
 
     @property
@@ -331,17 +336,18 @@ class JobStore:
                 status=PROCESSING,
                 worker_id=worker_id,
                 started_at=now,
-                heartbeat_at=now,
+                heartbeat_at=self._clock(),
                 attempt=Job.attempt + 1,
                 status_sequence=Job.status_sequence + 1,
                 progress_phase="starting",
             )
-            .returning(Job.id)
+            .returning(Job)
+            .execution_options(synchronize_session=False)
         )
         with self.session() as s:
-            job_id = s.scalar(stmt)
+            job = s.scalar(stmt)  # the whole claimed row, in the same statement
             s.commit()
-        return self.get(job_id) if job_id else None
+        return job
 
     def transition(
         self,
@@ -385,19 +391,22 @@ class JobStore:
             n = s.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == PROCESSING)
-                .values(heartbeat_at=utcnow())
+                .values(heartbeat_at=self._clock())
             ).rowcount
             s.commit()
         return n == 1
 
     def set_progress(self, job_id: str, *, phase: str, step: int, total: int, percent: float,
-                     data: dict | None = None) -> None:
+                     data: dict | None = None, worker_id: str | None = None) -> None:
         values = dict(progress_phase=phase, progress_step=step, progress_total=total,
-                      progress_percent=round(percent, 2), heartbeat_at=utcnow())
+                      progress_percent=round(percent, 2), heartbeat_at=self._clock())
         if data is not None:
             values["progress_data"] = data
+        stmt = update(Job).where(Job.id == job_id, Job.status == PROCESSING)
+        if worker_id is not None:  # a worker that lost the job (reaped and requeued) must not touch it
+            stmt = stmt.where(Job.worker_id == worker_id)
         with self.session() as s:
-            s.execute(update(Job).where(Job.id == job_id, Job.status == PROCESSING).values(**values))
+            s.execute(stmt.values(**values))
             s.commit()
 
     def append_log(self, job_id: str, line: str) -> None:
@@ -442,7 +451,7 @@ class JobStore:
         Each move is guarded on the stale heartbeat, so reapers on several machines cannot double-move a job.
         Returns [(job_id, new_status)].
         """
-        cutoff = utcnow() - timedelta(seconds=stale_after_s)
+        cutoff = self._clock() - timedelta(seconds=stale_after_s)
         with self.session() as s:
             stale = s.execute(
                 select(Job.id, Job.attempt, Job.cancel_requested)
@@ -554,7 +563,7 @@ class JobStore:
                 row = Worker(id=worker_id, host=socket.gethostname(), pid=pid, device=device, model=model or {},
                              state=state, started_at=utcnow())
                 s.add(row)
-            row.state, row.job_id, row.error, row.heartbeat_at = state, job_id, error, utcnow()
+            row.state, row.job_id, row.error, row.heartbeat_at = state, job_id, error, self._clock()
             if device:
                 row.device = device
             if model is not None:
@@ -566,7 +575,7 @@ class JobStore:
     def workers(self, *, alive_within_s: float | None = None) -> list[Worker]:
         query = select(Worker).order_by(Worker.started_at)
         if alive_within_s is not None:
-            query = query.where(Worker.heartbeat_at >= utcnow() - timedelta(seconds=alive_within_s))
+            query = query.where(Worker.heartbeat_at >= self._clock() - timedelta(seconds=alive_within_s))
         with self.session() as s:
             return list(s.scalars(query))
 

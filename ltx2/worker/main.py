@@ -111,7 +111,8 @@ class Worker:
             now = time.monotonic()
             if now - last_write[0] >= PROGRESS_INTERVAL_S or step >= total:
                 store.set_progress(job.id, phase=p.phase, step=step, total=total,
-                                   percent=100.0 * step / total if total else 0.0, data=data)
+                                   percent=100.0 * step / total if total else 0.0, data=data,
+                                   worker_id=self.id)
                 last_write[0] = now
 
         def should_cancel() -> bool:
