@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup_env.sh test
 .venv/bin/avatar models tiny
+# The studio's browser tests drive Debian's Chromium through Playwright (never `playwright install`: no downloads).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 # PostgreSQL for the tests marked `postgres` (store, server and scale-out on a real server): Debian's package,
 # only when its binaries are missing. The tests start their own throwaway server on 127.0.0.1 (tests/pg.py) and
 # stop it; nothing is left running. With it installed, a missing PostgreSQL fails those tests instead of skipping.

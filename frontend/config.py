@@ -1,0 +1,55 @@
+"""Studio settings from the environment (no Streamlit here, so the launcher and tests can use it too)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+DEFAULT_UI_PORT = 8501
+
+
+def api_url() -> str:
+    return (os.environ.get("AVATAR_API_URL") or DEFAULT_API_URL).rstrip("/")
+
+
+def api_key() -> str | None:
+    return os.environ.get("AVATAR_API_KEY") or None
+
+
+def _float_env(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def max_seconds() -> float:
+    """One clip's longest speech; the same variable the server reads (the API does not publish it)."""
+    return _float_env("AVATAR_MAX_SECONDS", 20.0)
+
+
+def words_per_minute() -> float:
+    return _float_env("AVATAR_WORDS_PER_MINUTE", 150.0)
+
+
+def is_loopback(host: str | None) -> bool:
+    """Only loopback counts as private. No address at all means Streamlit's default: every interface."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def connect_host(host: str) -> str:
+    """Where a local client reaches a server bound to `host` (a wildcard bind is reached on loopback)."""
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        return "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]"
+    return host
