@@ -434,7 +434,7 @@ async def run_load(base_url: str, args, api_pid: int | None) -> dict:
         if args.shared_client:
             per_client = [client] * args.clients
         else:
-            # One keep-alive connection per simulated user. A single shared pool of C connections costs the
+            # One keep-alive connection per virtual user. A single shared pool of C connections costs the
             # bench itself far more CPU per request at C≈50 (httpcore's pool bookkeeping), so its latencies
             # would measure the client rather than the server; --shared-client shows that mode.
             per_client = [await stack.enter_async_context(make_client(1)) for _ in range(args.clients)]
