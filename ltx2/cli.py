@@ -45,7 +45,14 @@ def load_engine(settings):
 
 @app.command()
 def generate(
-    text: str = typer.Option(..., "--text", help="What the avatar says."),
+    text: str | None = typer.Option(None, "--text", help="What the avatar says."),
+    script_file: Path | None = typer.Option(None, "--script-file", help="A long script (UTF-8 text; blank lines "
+                                            "are breaks): split into clips, stitched into one video."),
+    captions: str = typer.Option("", "--captions", help="Caption files beside the video: srt, vtt or srt,vtt."),
+    burn_captions: bool = typer.Option(False, "--burn-captions", help="Draw the captions into the picture."),
+    crossfade: float = typer.Option(0.0, "--crossfade", help="Seconds of crossfade between segments (0–1)."),
+    segment_seconds: float | None = typer.Option(None, "--segment-seconds", help="Longest segment, 2–19 s."),
+    draft: bool = typer.Option(False, "--draft", help="Quick look: distilled at half size."),
     out: Path = typer.Option(..., "--out", help="Where to write the MP4 (a .jpg thumbnail and .json go beside it)."),
     image: Path | None = typer.Option(None, "--image", help="Reference photo of the face (frame 0)."),
     image_strength: float = typer.Option(1.0, "--image-strength", help="LTX-2 conditioning strength 0–1."),
@@ -63,15 +70,28 @@ def generate(
     mode: str = typer.Option("distilled", "--mode", help="distilled (fast) or two-stage (quality)."),
     steps: int | None = typer.Option(None, "--steps", help="Stage-1 steps for two-stage and audio modes."),
 ) -> None:
-    """Make one talking-avatar clip."""
+    """Make a talking-avatar video: one clip, or a long script stitched from several."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ltx2.engine.errors import EngineError, InvalidInputError
+    from ltx2.engine.prompts import estimate_speech_seconds
     from ltx2.render import ClipSpec, plan_request, render
     from ltx2.settings import get_settings
     from ltx2.weights import WeightsError
 
     settings = get_settings()
+    if (text is None) == (script_file is None):
+        _fail("give the words with exactly one of --text or --script-file")
+    if script_file is not None:
+        try:
+            text = script_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"cannot read the script {script_file}: {exc}")
+    formats = [f.strip().lower() for f in captions.split(",") if f.strip()]
+    if any(f not in ("srt", "vtt") for f in formats):
+        _fail(f"--captions takes srt, vtt or srt,vtt, not {captions!r}")
+    if not 0.0 <= crossfade <= 1.0 or (segment_seconds is not None and not 2.0 <= segment_seconds <= 19.0):
+        _fail("--crossfade must lie in 0–1 s and --segment-seconds in 2–19 s")
     for label, path in (("image", image), ("audio", audio), ("LoRA", lora)):
         if path is not None and not path.is_file():
             _fail(f"{label} file not found: {path}")
@@ -95,6 +115,21 @@ def generate(
         mode=mode,
         steps=steps,
     )
+    script = bool(script_file or formats or burn_captions or crossfade or draft) or (
+        seconds is None and audio is None
+        and estimate_speech_seconds(text, settings.words_per_minute) > (segment_seconds or settings.max_seconds))
+    if audio is not None and seconds is None and not script:
+        from ltx2.render import _audio_seconds
+
+        try:
+            script = _audio_seconds(audio) > (segment_seconds or settings.max_seconds)
+        except InvalidInputError as exc:
+            _fail(str(exc))
+    if script and seconds is not None:
+        _fail("--seconds sets one clip's length; a script is timed by its text or recording")
+    if script:
+        _generate_script(spec, text, out, settings, formats, burn_captions, crossfade, segment_seconds, draft)
+        return
     try:
         from ltx2.engine.pipelines import validate
 
@@ -117,6 +152,51 @@ def generate(
     label = " [TINY CHECKPOINT: noise, not a real video]" if result.metadata["tiny_checkpoint"] else ""
     typer.echo(f"wrote {result.video} ({result.metadata['num_frames']} frames, "
                f"{result.metadata['width']}x{result.metadata['height']}, speed {speed:g}){label}")
+    typer.echo(f"thumbnail {result.thumbnail}  metadata {result.metadata_path}")
+
+
+def _generate_script(spec, text, out: Path, settings, formats, burn, crossfade, segment_seconds, draft) -> None:
+    import shutil
+    import tempfile
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ltx2.engine.errors import EngineError, InvalidInputError
+    from ltx2.script.render import ScriptSpec, plan_script, render_script
+    from ltx2.weights import WeightsError
+
+    script = ScriptSpec(clip=spec, text=text, segment_seconds=segment_seconds or settings.segment_seconds,
+                        crossfade=crossfade, captions=tuple(dict.fromkeys(formats)), burn_captions=burn, draft=draft)
+    settings.temp_dir.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="script-", dir=settings.temp_dir))
+    try:
+        segments = plan_script(script, settings)  # bad input fails before any model is touched
+        typer.echo(f"{len(segments)} segment(s):")
+        for seg in segments:
+            typer.echo(f"  {seg.index + 1}. {seg.text}")
+        if settings.uses_tiny:
+            typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
+        engine = load_engine(settings)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), transient=False) as bar:
+            task = bar.add_task("denoising", total=None)
+
+            def on_progress(p, _data=None) -> None:
+                bar.update(task, description=p.phase, completed=p.overall_step, total=p.overall_total)
+
+            result = render_script(engine, script, segments, folder, out, settings, on_progress=on_progress)
+    except (InvalidInputError, WeightsError) as exc:
+        _fail(str(exc))
+    except EngineError as exc:
+        _fail(str(exc), code=1)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    meta = result.metadata
+    label = " [TINY CHECKPOINT: noise, not a real video]" if meta["tiny_checkpoint"] else ""
+    typer.echo(f"wrote {result.video} ({meta['segments']} segments, {meta['num_frames']} frames, "
+               f"{meta['width']}x{meta['height']}, speed {spec.speed:g}){label}")
+    for fmt, path in result.captions.items():
+        typer.echo(f"captions ({fmt}) {path}")
     typer.echo(f"thumbnail {result.thumbnail}  metadata {result.metadata_path}")
 
 

@@ -31,7 +31,9 @@ class ClipSpec:
     image: Path | None = None
     image_strength: float = 1.0
     keyframe_anchors: int = 0
+    first_frame: Path | None = None  # continuity: conditions frame 0; the reference image then anchors later frames
     audio: Path | None = None
+    audio_start: float = 0.0
     lora: Path | None = None
     lora_strength: float = 1.0
     trigger_token: str | None = None
@@ -93,8 +95,10 @@ def plan_request(spec: ClipSpec, settings: Settings) -> GenerationRequest:
         mode=spec.mode,  # type: ignore[arg-type]
         image=spec.image,
         image_strength=spec.image_strength,
+        first_frame=spec.first_frame,
         keyframe_anchors=spec.keyframe_anchors,
         audio=spec.audio,
+        audio_start=spec.audio_start,
         lora=spec.lora,
         lora_strength=spec.lora_strength,
         steps=spec.steps,

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     max_seconds: float = Field(default=20.0, gt=0)
     words_per_minute: float = Field(default=150.0, gt=0)
     two_stage_steps: int = Field(default=40, ge=1)
+    # Long scripts: each segment is at most segment_seconds of speech (one clip; under max_seconds so the
+    # continuity frame still fits); a script may run to max_script_seconds of speech in max_segments clips.
+    segment_seconds: float = Field(default=15.0, ge=2.0, le=19.0)
+    max_script_seconds: float = Field(default=600.0, gt=0)
+    max_segments: int = Field(default=40, ge=1)
 
     # Job server. The database and uploads live in a hidden folder under outputs/ (never served as a file).
     database_url: str | None = None  # default: sqlite:///<outputs>/.state/avatar.db; postgresql+psycopg://… to scale

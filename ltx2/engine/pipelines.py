@@ -64,6 +64,9 @@ class GenerationRequest:
     mode: Mode = "distilled"
     image: Path | None = None
     image_strength: float = 1.0
+    # Continuity: a frame (the previous segment's last) conditioning frame 0 instead of `image`, which then
+    # anchors later keyframes so the face does not drift from the reference over a long script.
+    first_frame: Path | None = None
     keyframe_anchors: int = 0
     anchor_strength: float = 0.5
     audio: Path | None = None
@@ -107,8 +110,9 @@ def validate(request: GenerationRequest) -> None:
         raise InvalidInputError(f"unknown mode {request.mode!r}: use distilled or two-stage")
     if request.steps is not None and not 1 <= request.steps <= 100:
         raise InvalidInputError("steps must be between 1 and 100")
-    if request.image is not None:
-        _check_image(Path(request.image))
+    for image in (request.image, request.first_frame):
+        if image is not None:
+            _check_image(Path(image))
     if request.audio is not None and not Path(request.audio).is_file():
         raise InvalidInputError(f"audio file not found: {request.audio}")
     if request.lora is not None and not Path(request.lora).is_file():
@@ -226,14 +230,21 @@ class Engine:
         return request.steps or self.params.num_inference_steps
 
     def _images(self, request: GenerationRequest) -> list[ImageConditioningInput]:
-        if request.image is None:
+        if request.first_frame is not None:
+            images = [ImageConditioningInput(str(request.first_frame), 0, request.image_strength)]
+            if request.image is None:
+                return images
+            anchors = max(request.keyframe_anchors, 1)
+        elif request.image is None:
             return []
+        else:
+            images = [ImageConditioningInput(str(request.image), 0, request.image_strength)]
+            anchors = request.keyframe_anchors
         path = str(request.image)
-        images = [ImageConditioningInput(path, 0, request.image_strength)]
         # Anchors: the same face at evenly spaced later frames, on the 8-frame latent grid, holding identity.
         last = request.num_frames - 1
-        for i in range(1, request.keyframe_anchors + 1):
-            frame = round(last * i / (request.keyframe_anchors + 1) / 8) * 8
+        for i in range(1, anchors + 1):
+            frame = round(last * i / (anchors + 1) / 8) * 8
             if 0 < frame <= last:
                 images.append(ImageConditioningInput(path, frame, request.anchor_strength))
         return images

@@ -23,6 +23,8 @@ def output_document(job: Job, base_url: str) -> dict | None:
     for key in ("video", "thumbnail", "metadata_file"):
         if out.get(key):
             out[f"{key}_url"] = f"{base_url}/download/{out[key]}"
+    if out.get("captions"):
+        out["captions_urls"] = {fmt: f"{base_url}/download/{name}" for fmt, name in out["captions"].items()}
     return out
 
 

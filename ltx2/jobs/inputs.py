@@ -9,6 +9,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MAX_TEXT_CHARS = 5000
 
 
+class SourceRef(BaseModel):
+    """Set by the retake and finalize endpoints: which finished prediction this job is made from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction: str = Field(max_length=32)
+    action: Literal["retake", "finalize"]
+    segment: int | None = Field(default=None, ge=1, description="Retake: the segment number (1 = first).")
+    text: str | None = Field(default=None, min_length=1, max_length=1000, description="Retake: its new text.")
+
+
 class GenerateInput(BaseModel):
     """Input of a `generate` prediction. Files are ids from POST /v1/files."""
 
@@ -31,6 +42,16 @@ class GenerateInput(BaseModel):
     profile: str | None = Field(default=None, description="A trained face profile's name: its LoRA, trigger "
                                 "word and (unless `image` is given) its best photo are used.")
     profile_strength: float = Field(default=1.0, ge=0.0, le=2.0)
+    # Long scripts. A text longer than one clip (or a recording longer than a segment) is split into segments
+    # that are generated with continuity and stitched into one video; so is any job asking for captions.
+    segment_seconds: float | None = Field(default=None, ge=2.0, le=19.0, description="Longest segment (one "
+                                          "clip) in seconds of speech; default: the server's setting.")
+    captions: list[Literal["srt", "vtt"]] = Field(default_factory=list, max_length=2,
+                                                  description="Caption files to write beside the video.")
+    burn_captions: bool = Field(default=False, description="Draw the captions into the picture.")
+    crossfade: float = Field(default=0.0, ge=0.0, le=1.0, description="Seconds of crossfade between segments.")
+    draft: bool = Field(default=False, description="Quick look: distilled at half size; finalize it later.")
+    source: SourceRef | None = Field(default=None, description="Set by /retake and /finalize.")
 
     @field_validator("text")
     @classmethod

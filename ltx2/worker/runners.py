@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ltx2.engine.errors import InvalidInputError, OutOfMemoryError
@@ -9,6 +10,17 @@ from ltx2.jobs.inputs import GenerateInput
 from ltx2.jobs.store import JobStore
 from ltx2.media import sha256_file
 from ltx2.render import ClipSpec, render
+from ltx2.script.policy import is_script, segment_seconds
+from ltx2.script.render import (
+    PlannedSegment,
+    ScriptSpec,
+    draft_size,
+    link_segments,
+    plan_script,
+    render_script,
+    segment_folder,
+    segment_seed,
+)
 from ltx2.settings import Settings
 
 
@@ -36,6 +48,7 @@ def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, 
         lora, trigger = folder / profile.lora, profile.trigger
         if image is None:  # the profile's best photo holds the face unless the request brings its own
             image = folder / profile.best_photo
+    audio = _file_path(store, settings, inp.audio)
     spec = ClipSpec(
         text=inp.text,
         image=image,
@@ -44,7 +57,7 @@ def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, 
         trigger_token=trigger,
         image_strength=inp.image_strength,
         keyframe_anchors=inp.keyframe_anchors,
-        audio=_file_path(store, settings, inp.audio),
+        audio=audio,
         avatar_description=inp.avatar_description,
         seed=inp.seed,
         width=inp.width,
@@ -56,7 +69,13 @@ def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, 
         steps=inp.steps,
     )
     out = settings.outputs_dir / f"{job.id}.mp4"
+    audio_seconds = _audio_seconds(audio) if audio is not None else None
     try:
+        if is_script(inp, settings, audio_seconds):
+            return _run_script(engine, settings, store, job, inp, spec, out, on_progress, should_cancel)
+        if inp.draft:
+            spec.width, spec.height = draft_size(inp.width, inp.height)
+            spec.mode = "distilled"
         result = render(engine, spec, out, settings, on_progress=on_progress, should_cancel=should_cancel)
     except torch.OutOfMemoryError as exc:  # raised while the VAE decodes inside the encode
         raise OutOfMemoryError(f"the GPU ran out of memory decoding {inp.width}x{inp.height}: try smaller") from exc
@@ -68,6 +87,80 @@ def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, 
         "size": result.video.stat().st_size,
         "metadata": result.metadata,
     }
+
+
+def _run_script(engine, settings: Settings, store: JobStore, job, inp: GenerateInput, clip: ClipSpec, out: Path,
+                on_progress, should_cancel) -> dict:
+    """Several segments, one video. The segment folder outlives a lost worker (the requeued job resumes from
+    it); a cancel or a failure removes it."""
+    import shutil
+
+    from ltx2.engine.errors import JobCanceled
+
+    spec = ScriptSpec(clip=clip, text=inp.text, segment_seconds=segment_seconds(inp, settings),
+                      crossfade=inp.crossfade, captions=tuple(dict.fromkeys(inp.captions)),
+                      burn_captions=inp.burn_captions, draft=inp.draft)
+    folder = segment_folder(settings, job.id)
+    if inp.source is None:
+        segments = plan_script(spec, settings)
+    else:
+        segments = _derived_plan(store, settings, inp, spec, folder)
+    try:
+        result = render_script(engine, spec, segments, folder, out, settings, on_progress=on_progress,
+                               should_cancel=should_cancel)
+    except JobCanceled:
+        if store.cancel_requested(job.id):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    except Exception:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return {
+        "video": result.video.name,
+        "thumbnail": result.thumbnail.name,
+        "metadata_file": result.metadata_path.name,
+        "sha256": sha256_file(result.video),
+        "size": result.video.stat().st_size,
+        "captions": {fmt: path.name for fmt, path in result.captions.items()},
+        "segments": result.segments,
+        "metadata": result.metadata,
+    }
+
+
+def _derived_plan(store: JobStore, settings: Settings, inp: GenerateInput, spec: ScriptSpec,
+                  folder: Path) -> list[PlannedSegment]:
+    """The segments of the prediction this job retakes or finalizes: same texts, seeds and audio pieces.
+
+    A retake changes one segment (new take, so a new seed; optionally new text) and links the other segments'
+    files into this job's folder, so they are reused byte for byte.
+    """
+    source = inp.source
+    parent = store.get(source.prediction)
+    docs = (parent.output or {}).get("segments") if parent is not None else None
+    if not docs:
+        raise InvalidInputError(f"prediction {source.prediction} has no segments to reuse (was it deleted?)")
+    segments = [PlannedSegment(d["number"] - 1, d["text"], d["seed"], d["take"], d.get("audio_start"),
+                               d.get("seconds")) for d in docs]
+    if source.action == "finalize":
+        return segments
+    index = source.segment - 1
+    if index >= len(segments):
+        raise InvalidInputError(f"prediction {source.prediction} has {len(segments)} segments, not {source.segment}")
+    take = segments[index].take + 1
+    segments[index] = replace(segments[index], text=source.text or segments[index].text, take=take,
+                              seed=segment_seed(inp.seed, index, take))
+    link_segments(segment_folder(settings, source.prediction), folder, keep=[s.index for s in segments if s.index != index])
+    return segments
+
+
+def _audio_seconds(path: Path) -> float:
+    from ltx2.media import MediaError, probe
+
+    try:
+        info = probe(path)
+    except MediaError as exc:
+        raise InvalidInputError(str(exc)) from exc
+    return float(info.audio_duration or 0.0)
 
 
 CURVE_POINTS = 300  # the loss curve kept in the job for the studio's chart

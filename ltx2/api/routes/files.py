@@ -13,7 +13,8 @@ from ltx2.jobs.documents import _iso
 router = APIRouter(tags=["files"])
 downloads = APIRouter(tags=["files"])
 
-_MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".json": "application/json"}
+_MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".json": "application/json",
+                ".srt": "application/x-subrip; charset=utf-8", ".vtt": "text/vtt; charset=utf-8"}
 
 
 def file_document(record, base_url: str) -> dict:
@@ -32,7 +33,8 @@ def file_document(record, base_url: str) -> dict:
 
 def upload_limits(settings) -> UploadLimits:
     return UploadLimits(max_image_bytes=min(20, settings.max_upload_mb) * 2**20,
-                        max_audio_bytes=settings.max_upload_mb * 2**20)
+                        max_audio_bytes=settings.max_upload_mb * 2**20,
+                        max_audio_seconds=settings.max_script_seconds)
 
 
 @router.post("/v1/files", status_code=201, summary="Upload a reference photo or a voice recording")

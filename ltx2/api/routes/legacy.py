@@ -15,7 +15,7 @@ from fastapi import APIRouter, File, Form, Header, Request, UploadFile
 from ltx2.api import deps
 from ltx2.api.errors import Problem
 from ltx2.api.routes.files import upload_limits
-from ltx2.api.routes.predictions import check_input, create_job, output_files
+from ltx2.api.routes.predictions import check_input, create_job, remove_outputs
 from ltx2.api.uploads import UploadError, store_image
 from ltx2.jobs import notify
 from ltx2.jobs.inputs import GenerateInput
@@ -170,9 +170,7 @@ def clean_workspace(request: Request, include_outputs: bool = Form(False)):
             for job in jobs:
                 if store.delete(job.id):
                     deleted_jobs += 1
-                    for name in output_files(job):
-                        (settings.outputs_dir / name).unlink(missing_ok=True)
-                        removed += 1
+                    removed += remove_outputs(settings, job)
             if cursor is None:
                 break
     return {"status": "cleaned", "files_removed": removed, "jobs_deleted": deleted_jobs}
@@ -213,9 +211,10 @@ def master_reset(request: Request, confirm: str = Form("", description=f"Type {R
         notify.send(store, settings, job.id, "completed")
     store.clear_all()
     # Profile rows went with clear_all(); their photos and LoRA weights go too (faces must not linger).
-    removed = sum(_empty_dir(p) for p in (settings.uploads_dir, settings.profiles_dir, settings.temp_dir))
+    removed = sum(_empty_dir(p) for p in (settings.uploads_dir, settings.profiles_dir, settings.temp_dir,
+                                          settings.state_dir / "segments"))
     for path in settings.outputs_dir.glob("*"):
-        if path.is_file() and path.suffix in (".mp4", ".jpg", ".json"):
+        if path.is_file() and path.suffix in (".mp4", ".jpg", ".json", ".srt", ".vtt"):
             path.unlink()
             removed += 1
     return {"status": "reset", "canceled_jobs": len(active), "files_removed": removed}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from typing import Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -18,9 +19,11 @@ from ltx2.engine.prompts import plan_clip
 from ltx2.jobs import notify
 from ltx2.jobs.documents import job_document
 from ltx2.jobs.inputs import GenerateInput
-from ltx2.jobs.models import CANCELED, FAILED, STATUSES, TERMINAL
+from ltx2.jobs.models import CANCELED, FAILED, STATUSES, SUCCEEDED, TERMINAL
 from ltx2.jobs.store import IdempotencyConflict, JobStore
 from ltx2.jobs.webhooks import EVENTS, validate_events_filter, validate_webhook_url
+from ltx2.script.policy import is_script, segment_seconds
+from ltx2.script.split import split_script
 from ltx2.settings import Settings
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
@@ -61,12 +64,48 @@ def check_input(store: JobStore, settings: Settings, inp: GenerateInput) -> None
             raise Problem(422, f"input.{field}: file {file_id} is {record.kind}, not {kind}")
     if inp.profile is not None and store.get_profile(inp.profile) is None:
         raise Problem(422, f"input.profile: no face profile {inp.profile!r} (see GET /v1/profiles)")
-    if inp.audio is None and inp.seconds is None:
-        try:
+    if inp.source is not None:
+        check_source(store, settings, inp)
+    audio = store.get_file(inp.audio) if inp.audio is not None else None
+    script = is_script(inp, settings, (audio.meta or {}).get("duration") if audio is not None else None)
+    if script and inp.seconds is not None:
+        raise Problem(422, "input.seconds sets one clip's length; scripts (captions, crossfade, long texts) are "
+                      "timed by their text or recording: leave seconds out")
+    if inp.audio is not None or inp.seconds is not None:
+        return
+    try:
+        if script:
+            split_script(inp.text, max_clip_seconds=segment_seconds(inp, settings),
+                         words_per_minute=settings.words_per_minute,
+                         max_script_seconds=settings.max_script_seconds, max_segments=settings.max_segments)
+        else:
             plan_clip(inp.text, fps=inp.fps, max_seconds=settings.max_seconds,
                       words_per_minute=settings.words_per_minute)
-        except ValueError as exc:
-            raise Problem(422, f"input.text: {exc}") from exc
+    except ValueError as exc:
+        raise Problem(422, f"input.text: {exc}") from exc
+
+
+def check_source(store: JobStore, settings: Settings, inp: GenerateInput) -> None:
+    """A retake or finalize needs a finished prediction whose segments still exist."""
+    source = inp.source
+    parent = store.get(source.prediction)
+    if parent is None or parent.kind != "generate":
+        raise Problem(422, f"input.source: no prediction {source.prediction}")
+    if parent.status != SUCCEEDED:
+        raise Problem(409, f"prediction {source.prediction} is {parent.status}; only a succeeded one can be reused")
+    segments = (parent.output or {}).get("segments") or []
+    if source.action == "retake":
+        if not segments:
+            raise Problem(422, f"prediction {source.prediction} is one clip, not a script: make it again instead")
+        if source.segment is None or source.segment > len(segments):
+            raise Problem(404, f"prediction {source.prediction} has segments 1–{len(segments)}, "
+                          f"not {source.segment}")
+        if source.text is not None and inp.audio is None:
+            try:
+                plan_clip(source.text, fps=inp.fps, max_seconds=segment_seconds(inp, settings),
+                          words_per_minute=settings.words_per_minute)
+            except ValueError as exc:
+                raise Problem(422, f"text: {exc}") from exc
 
 
 def create_job(store: JobStore, settings: Settings, kind: str, inp: dict, *, webhook: str | None,
@@ -177,14 +216,90 @@ def delete_prediction(job_id: str, request: Request):
     if job.status not in TERMINAL:
         raise Problem(409, f"prediction {job_id} is {job.status}; cancel it first")
     if store.delete(job_id):
-        for name in output_files(job):
-            (settings.outputs_dir / name).unlink(missing_ok=True)
+        remove_outputs(settings, job)
     return Response(status_code=204)
 
 
 def output_files(job) -> list[str]:
     out = job.output or {}
-    return [out[k] for k in ("video", "thumbnail", "metadata_file") if out.get(k)]
+    names = [out[k] for k in ("video", "thumbnail", "metadata_file") if out.get(k)]
+    return names + list((out.get("captions") or {}).values())
+
+
+def remove_outputs(settings: Settings, job) -> int:
+    """Delete a job's files: its outputs and, for a script, its kept segments. Returns the files removed."""
+    import shutil
+
+    removed = 0
+    for name in output_files(job):
+        path = settings.outputs_dir / name
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed += 1
+    folder = settings.state_dir / "segments" / job.id
+    if folder.is_dir():
+        removed += sum(1 for p in folder.iterdir() if p.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+    return removed
+
+
+class RetakeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(default=None, min_length=1, max_length=1000,
+                             description="New text for this segment; default: the same words, a new take.")
+
+
+class FinalizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["distilled", "two-stage"] = Field(default="two-stage", description="two-stage: the quality "
+                                                    "pipeline (guided stage 1).")
+    width: int | None = Field(default=None, ge=64, le=2048, multiple_of=64, description="Default: the job's.")
+    height: int | None = Field(default=None, ge=64, le=2048, multiple_of=64)
+
+
+def _derived(store: JobStore, settings: Settings, parent, inp: dict, request: Request) -> JSONResponse:
+    parsed = GenerateInput.model_validate(inp)
+    check_input(store, settings, parsed)
+    job, _ = create_job(store, settings, "generate", parsed.model_dump(), webhook=parent.webhook,
+                        events=parent.webhook_events_filter, idempotency_key=request.headers.get("idempotency-key"))
+    return JSONResponse(document(store, settings, job), status_code=201, headers={"Location": f"{settings.base_url}"
+                        f"/v1/predictions/{job.id}"})
+
+
+@router.post("/{job_id}/segments/{number}/retake", status_code=201,
+             summary="Make one segment of a script again (optionally with new text); the others are reused")
+def retake_segment(job_id: str, number: int, request: Request, body: RetakeRequest | None = None):
+    store, settings = deps.store(request), deps.settings(request)
+    parent = get_job(store, job_id)
+    if parent.kind != "generate":
+        raise Problem(404, f"no prediction {job_id} (it is a {parent.kind} job)")
+    inp = dict(parent.input)
+    if number < 1:
+        raise Problem(404, f"segments are numbered from 1, not {number}")
+    inp["source"] = {"prediction": parent.id, "action": "retake", "segment": number,
+                     "text": body.text if body else None}
+    return _derived(store, settings, parent, inp, request)
+
+
+@router.post("/{job_id}/finalize", status_code=201,
+             summary="Render a draft (or any finished prediction) again at full quality, same seed and segments")
+def finalize_prediction(job_id: str, request: Request, body: FinalizeRequest | None = None):
+    store, settings = deps.store(request), deps.settings(request)
+    parent = get_job(store, job_id)
+    if parent.kind != "generate":
+        raise Problem(404, f"no prediction {job_id} (it is a {parent.kind} job)")
+    body = body or FinalizeRequest()
+    inp = dict(parent.input)
+    inp.update(draft=False, mode=body.mode, width=body.width or inp["width"], height=body.height or inp["height"])
+    if (parent.output or {}).get("segments"):
+        inp["source"] = {"prediction": parent.id, "action": "finalize"}
+    else:
+        if parent.status != SUCCEEDED:
+            raise Problem(409, f"prediction {job_id} is {parent.status}; only a succeeded one can be finalized")
+        inp["source"] = None
+    return _derived(store, settings, parent, inp, request)
 
 
 @router.get("/{job_id}/stream", summary="Server-sent events: the job document on every change, until done")

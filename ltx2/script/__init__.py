@@ -1,0 +1,1 @@
+"""Long scripts: split into segments, generated with continuity, stitched into one captioned video."""

@@ -1,0 +1,31 @@
+"""Which jobs are scripts (several segments, stitched) and which are one clip. Pure Python, for the API too."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ltx2.engine.prompts import estimate_speech_seconds
+
+if TYPE_CHECKING:
+    from ltx2.jobs.inputs import GenerateInput
+    from ltx2.settings import Settings
+
+
+def segment_seconds(inp: GenerateInput, settings: Settings) -> float:
+    return inp.segment_seconds or settings.segment_seconds
+
+
+def is_script(inp: GenerateInput, settings: Settings, audio_seconds: float | None = None) -> bool:
+    """A job is a script when it asks for script features or does not fit one clip.
+
+    What fits one clip (up to max_seconds) stays one clip, as before scripts existed, unless the request sets
+    its own segment length; longer texts and recordings are split at segment_seconds.
+    """
+    if inp.source is not None or inp.captions or inp.burn_captions or inp.crossfade:
+        return True
+    if inp.seconds is not None:
+        return False
+    limit = inp.segment_seconds or settings.max_seconds
+    if inp.audio is not None:
+        return audio_seconds is not None and audio_seconds > limit
+    return estimate_speech_seconds(inp.text, settings.words_per_minute) > limit
