@@ -44,7 +44,8 @@ OK_TEXT = "Hello there, this is a short line."
 
 @pytest.fixture
 def served(tmp_path):
-    with api(tmp_path) as pair:
+    # A five-minute script maximum, so a 5,000-character script can be over it.
+    with api(tmp_path, max_script_seconds=300) as pair:
         yield pair
 
 
@@ -101,15 +102,15 @@ def test_file_ids_must_exist_and_be_the_right_kind(served):
     before.check()
 
 
-def test_text_too_long_for_one_clip_names_the_estimate(served):
+def test_script_over_the_maximum_names_the_estimate(served):
     client, settings = served
     before = NothingWritten(client, settings)
-    text = " ".join(["word"] * 120)  # 48 s at 150 words per minute; one clip is at most 20 s
+    text = " ".join(["word"] * 999)  # ~400 s at 150 words per minute; this server takes scripts up to 300 s
     body = assert_problem(client.post("/v1/predictions", json={"input": {"text": text}}), 422)
     estimate = re.search(r"about (\d+(?:\.\d+)?) s", body["detail"])
     assert estimate, body["detail"]
-    assert float(estimate.group(1)) >= 40
-    assert "20" in body["detail"]
+    assert float(estimate.group(1)) >= 390
+    assert "300" in body["detail"]
     before.check()
 
 
@@ -139,7 +140,7 @@ SEED_BAD_FORMS = {
     "20k characters": {"text": "a" * 20_000},
     "image_strength 2.5": {"text": OK_TEXT, "image_strength": "2.5"},
     "playback_speed 0.1": {"text": OK_TEXT, "playback_speed": "0.1"},
-    "too long for one clip": {"text": " ".join(["word"] * 120)},
+    "script over the maximum": {"text": " ".join(["word"] * 999)},
     "unknown profile": {"text": OK_TEXT, "use_trained_profile": "true", "trained_person_name": "x"},
 }
 
@@ -166,7 +167,7 @@ def test_seed_generate_with_a_non_image_reference_keeps_nothing(served):
 def test_seed_generate_rejected_after_storing_the_photo_keeps_nothing(served):
     client, settings = served
     before = NothingWritten(client, settings)
-    response = client.post("/generate", data={"text": " ".join(["word"] * 120)},
+    response = client.post("/generate", data={"text": " ".join(["word"] * 999)},
                            files={"reference_image": ("face.png", png_bytes(), "image/png")})
     assert_problem(response, 422)
     before.check()
@@ -854,7 +855,7 @@ def test_api_process_never_imports_torch(tmp_path):
             assert client.get("/health").status_code == 200
             job = client.post("/v1/predictions", json={{"input": {{"text": "Hello there."}}}})
             assert job.status_code == 201, job.text
-            long = " ".join(["w"] * 120)
+            long = " ".join(["w"] * 2500)  # ~1000 s of speech: over the script maximum
             assert client.post("/v1/predictions", json={{"input": {{"text": long}}}}).status_code == 422
             assert client.post("/v1/files", files={{"file": ("a.txt", b"text", "text/plain")}}).status_code == 415
             assert client.get("/metrics").status_code == 200
@@ -871,3 +872,28 @@ def test_api_process_never_imports_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+
+
+def test_a_5000_character_run_on_sentence_is_taken_as_a_script(served):
+    client, settings = served
+    text = " ".join(["extraordinarily"] * 313)[:5000]  # no punctuation at all: it is cut at words into clips
+    assert len(text) == 5000
+    response = client.post("/v1/predictions", json={"input": {"text": text}})
+    assert response.status_code == 201, response.text
+    assert response.json()["input"]["text"] == text
+
+
+def test_script_limits_and_derived_jobs_are_checked_before_anything_is_queued(served):
+    client, settings = served
+    before = NothingWritten(client, settings)
+    body = assert_problem(client.post("/v1/predictions", json={"input": {"text": OK_TEXT, "captions": ["srt"],
+                                                                         "seconds": 2}}), 422)
+    assert "seconds" in body["detail"]
+    assert_problem(client.post("/v1/predictions", json={"input": {"text": OK_TEXT, "captions": ["ass"]}}), 422)
+    assert_problem(client.post("/v1/predictions/missing/segments/1/retake"), 404)
+    assert_problem(client.post("/v1/predictions/missing/finalize"), 404)
+    before.check()
+    queued = client.post("/v1/predictions", json={"input": {"text": OK_TEXT}}).json()
+    body = assert_problem(client.post(f"/v1/predictions/{queued['id']}/finalize"), 409)
+    assert "starting" in body["detail"]
+    body = assert_problem(client.post(f"/v1/predictions/{queued['id']}/segments/1/retake"), 409)

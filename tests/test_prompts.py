@@ -170,7 +170,7 @@ def test_too_long_text_raises_with_numbers_and_hint():
         plan_clip(text, fps=24, max_seconds=20, words_per_minute=150)
     message = str(info.value)
     assert "20 s" in message and "32." in message
-    assert "later" in message and "split" in message
+    assert "script" in message and "split" in message
     assert info.value.estimated_seconds > info.value.max_seconds == 20
     assert isinstance(info.value, ValueError)
     # The same text fits a longer clip.

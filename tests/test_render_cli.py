@@ -108,7 +108,7 @@ def test_cli_rejects_non_image_and_too_long_text(tmp_path):
     fake.write_text("not a photo")
     result = CliRunner().invoke(app, ["generate", "--text", "Hi.", "--image", str(fake), "--out", str(tmp_path / "x.mp4")])
     assert result.exit_code == 2 and "not an image" in result.stderr
-    long_text = "This sentence goes on and on. " * 200
+    long_text = "This sentence goes on and on. " * 400  # ~18 minutes of speech: over the script maximum
     result = CliRunner().invoke(app, ["generate", "--text", long_text, "--out", str(tmp_path / "y.mp4")])
     assert result.exit_code == 2 and "error:" in result.stderr
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "y.mp4").exists()

@@ -261,7 +261,7 @@ def plan_clip(
         raise TextTooLongError(
             f"The text is too long for one clip: about {speech:.1f} s of speech at {words_per_minute:g} words "
             f"per minute, but one clip can be at most {max_seconds:g} s (roughly {fit_words} words). Shorten "
-            "it; splitting long scripts into several clips will come in a later version.",
+            "it, or send it as a script: longer texts are split into several clips and stitched into one video.",
             estimated_seconds=speech,
             max_seconds=max_seconds,
         )

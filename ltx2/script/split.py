@@ -58,17 +58,21 @@ def _pieces(text: str, pattern: re.Pattern) -> list[str]:
 
 
 def _word_chunks(text: str, max_seconds: float, wpm: float) -> list[str]:
-    """Cut at word boundaries into chunks that each fit (the last resort for a run-on clause)."""
-    chunks: list[str] = []
-    current: list[str] = []
-    for word in text.split():
-        if current and _seconds(" ".join([*current, word]), wpm) > max_seconds:
-            chunks.append(" ".join(current))
-            current = []
-        current.append(word)
-    if current:
-        chunks.append(" ".join(current))
-    return chunks
+    """Cut at word boundaries into chunks that each fit (the last resort for a run-on clause), as even in length
+    as possible so no chunk is a stray word or two."""
+    words = text.split()
+    greedy: list[list[str]] = []
+    for word in words:
+        if greedy and _seconds(" ".join([*greedy[-1], word]), wpm) <= max_seconds:
+            greedy[-1].append(word)
+        else:
+            greedy.append([word])
+    count = len(greedy)
+    size = -(-len(words) // count)
+    even = [" ".join(words[i:i + size]) for i in range(0, len(words), size)]
+    if len(even) == count and all(_seconds(c, wpm) <= max_seconds for c in even):
+        return even
+    return [" ".join(chunk) for chunk in greedy]
 
 
 def _units(sentence: str, max_seconds: float, wpm: float) -> list[str]:
