@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--audio-rate", type=int, default=24000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--crf", type=int, default=18)
-    ap.add_argument("--preset", default="medium")
+    ap.add_argument("--preset", default="veryfast")
     args = ap.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
 

@@ -42,10 +42,10 @@ from pathlib import Path
 import torch
 
 try:
-    from ltx2.settings import PROJECT_ROOT
+    from ltx2.settings import PROJECT_ROOT, Settings
 except ImportError:  # run as a script: bench/ is sys.path[0], not the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from ltx2.settings import PROJECT_ROOT
+    from ltx2.settings import PROJECT_ROOT, Settings
 
 GOAL_SIZE = (768, 512, 121)
 GOAL_SECONDS = 6.0
@@ -537,7 +537,7 @@ def _host_chunks(chunks: Iterator[torch.Tensor], clock: StageClock, shape: dict)
         yield chunk
 
 
-def _encoder():
+def _encoder(preset: str):
     """The project's single-pass MP4 encoder, or ltx-pipelines' own when ltx2.media is not there yet."""
     try:
         from ltx2.media import encode_mp4
@@ -548,9 +548,9 @@ def _encoder():
 
         def encode(chunks, fps, out_path, audio):
             waveform = audio.waveform.float().cpu().numpy()
-            encode_mp4(chunks, fps, out_path, audio=waveform, sample_rate=audio.sampling_rate)
+            encode_mp4(chunks, fps, out_path, audio=waveform, sample_rate=audio.sampling_rate, preset=preset)
 
-        return "ltx2.media.encode_mp4", encode
+        return f"ltx2.media.encode_mp4 (x264 preset {preset})", encode
 
     from ltx_pipelines.utils.media_io import encode_video
 
@@ -646,6 +646,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quantization", choices=("auto", "none", "fp8-cast"), default="auto",
                    help="transformer storage as the engine would load it; auto = fp8-cast on CUDA, none on CPU")
     p.add_argument("--fps", type=float, default=24.0)
+    p.add_argument("--encode-preset", default=Settings.model_fields["encode_preset"].default,
+                   help="x264 preset of the MP4 encode (default: the server's default)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--tiny-root", type=Path, default=PROJECT_ROOT / "models" / "tiny",
                    help="where the tiny checkpoint set is (built on first use)")
@@ -711,7 +713,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, model in models.items():
         engine.ledger.preload(name, model)
     instrument = Instrument(models)
-    name, encode = _encoder()
+    name, encode = _encoder(args.encode_preset)
     report["encoder"] = name
     report["runs"] = []
     try:

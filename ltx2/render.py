@@ -161,6 +161,7 @@ def render(
         audio=waveform,
         sample_rate=result.audio.sampling_rate,
         speed=spec.speed,
+        preset=settings.encode_preset,
         metadata={"comment": json.dumps({"avatar_model": model, "seed": request.seed}), "avatar_model": model},
     )
     finished = time.perf_counter()

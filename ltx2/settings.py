@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     max_seconds: float = Field(default=20.0, gt=0)
     words_per_minute: float = Field(default=150.0, gt=0)
     two_stage_steps: int = Field(default=40, ge=1)
+    # x264 preset of the final MP4 encode (quality is set by crf 18 either way; slower presets only shrink files).
+    encode_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = "veryfast"
     # Long scripts: each segment is at most segment_seconds of speech (one clip; under max_seconds so the
     # continuity frame still fits); a script may run to max_script_seconds of speech in max_segments clips.
     segment_seconds: float = Field(default=15.0, ge=2.0, le=19.0)

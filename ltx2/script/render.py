@@ -264,6 +264,7 @@ def render_script(
     stitch_start = time.perf_counter()
     stitch(files, lengths, out_path, fps=fps, sample_rate=sample_rate, speed=spec.clip.speed,
            crossfade_frames=line.crossfade, burn_in=cues if spec.burn_captions else None,
+           preset=settings.encode_preset,
            metadata={"comment": json.dumps({"avatar_model": model, "seed": spec.clip.seed}), "avatar_model": model})
     if on_progress is not None:
         on_progress(Progress("stitch", 1, 1, total, total), {"segment": n, "segments": n})

@@ -200,6 +200,7 @@ def stitch(
     crossfade_frames: int = 0,
     burn_in: list[Cue] | None = None,
     metadata: dict[str, str] | None = None,
+    preset: str = "veryfast",
 ) -> Timeline:
     """One MP4 from the segment files (`lengths`: their frame counts): frames (and audio) crossfaded at the joins, captions optionally drawn
     in, speed applied once in the encode. Returns where each segment landed."""
@@ -216,7 +217,8 @@ def stitch(
                     frame = _burn(frame, cue.text, font)
             yield frame[None]
 
-    encode_mp4(chunks(), fps, out_path, audio=audio, sample_rate=sample_rate, speed=speed, metadata=metadata)
+    encode_mp4(chunks(), fps, out_path, audio=audio, sample_rate=sample_rate, speed=speed, metadata=metadata,
+               preset=preset)
     return line
 
 
