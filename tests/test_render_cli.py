@@ -83,6 +83,37 @@ def test_cli_generate_end_to_end(tmp_path):
     assert out.with_suffix(".jpg").exists() and out.with_suffix(".json").exists()
 
 
+def test_cli_script_file_gives_one_captioned_video(tmp_path):
+    script = tmp_path / "talk.txt"
+    script.write_text("Welcome to the studio. This is a short talk.\n\nIt has two paragraphs. Thanks!\n")
+    out = tmp_path / "talk.mp4"
+    env = {**os.environ, "AVATAR_MODELS_DIR": str(PROJECT_ROOT / "models"), "AVATAR_TEMP_DIR": str(tmp_path / "t")}
+    env.pop("AVATAR_CHECKPOINT", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ltx2.cli", "generate", "--script-file", str(script), "--captions", "srt,vtt",
+         "--width", "64", "--height", "64", "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "2 segment(s):" in proc.stdout and "TINY CHECKPOINT" in proc.stdout
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["segments"] == 2 and meta["tiny_checkpoint"] is True
+    info = probe(out)
+    assert info.frames == meta["num_frames"] and info.has_audio
+    srt = out.with_suffix(".srt").read_text()
+    assert "Welcome to the studio." in srt and "Thanks!" in srt
+    assert out.with_suffix(".vtt").read_text().startswith("WEBVTT")
+    assert list((tmp_path / "t").iterdir()) == []  # the segment files were working files
+
+
+def test_cli_script_needs_exactly_one_source_of_words(tmp_path):
+    result = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "x.mp4")])
+    assert result.exit_code == 2 and "--script-file" in result.stderr
+    result = CliRunner().invoke(app, ["generate", "--text", "Hi.", "--captions", "ass",
+                                      "--out", str(tmp_path / "x.mp4")])
+    assert result.exit_code == 2 and "srt, vtt" in result.stderr
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [
