@@ -156,6 +156,26 @@ class ApiClient:
     def delete(self, job_id: str) -> None:
         self._request("DELETE", f"/v1/predictions/{job_id}")
 
+    def retake_segment(self, job_id: str, number: int, text: str | None = None,
+                       idempotency_key: str | None = None) -> dict:
+        """A new prediction that makes segment `number` (1 = first) of a finished script again, optionally with
+        new words; every other segment is reused as it is."""
+        body = {"text": text} if text and text.strip() else {}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._json("POST", f"/v1/predictions/{job_id}/segments/{int(number)}/retake", json=body,
+                          headers=headers)
+
+    def finalize(self, job_id: str, mode: str = "two-stage", width: int | None = None, height: int | None = None,
+                 idempotency_key: str | None = None) -> dict:
+        """A new prediction that renders a draft again at full size and quality, same seed and segments."""
+        body: dict[str, Any] = {"mode": mode}
+        if width is not None:
+            body["width"] = width
+        if height is not None:
+            body["height"] = height
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._json("POST", f"/v1/predictions/{job_id}/finalize", json=body, headers=headers)
+
     # --- files ------------------------------------------------------------------------------------------
 
     def upload(self, upload: Upload) -> dict:

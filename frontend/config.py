@@ -34,6 +34,21 @@ def words_per_minute() -> float:
     return _float_env("AVATAR_WORDS_PER_MINUTE", 150.0)
 
 
+def segment_seconds() -> float:
+    """The longest segment of a long script (seconds of speech), as the server splits it (AVATAR_SEGMENT_SECONDS)."""
+    return min(max(_float_env("AVATAR_SEGMENT_SECONDS", 15.0), 2.0), 19.0)
+
+
+def max_script_seconds() -> float:
+    """The longest script the server takes, in seconds of speech (AVATAR_MAX_SCRIPT_SECONDS)."""
+    return _float_env("AVATAR_MAX_SCRIPT_SECONDS", 600.0)
+
+
+def max_segments() -> int:
+    """The most segments (clips) one script may need (AVATAR_MAX_SEGMENTS)."""
+    return max(1, int(_float_env("AVATAR_MAX_SEGMENTS", 40)))
+
+
 def is_loopback(host: str | None) -> bool:
     """Only loopback counts as private. No address at all means Streamlit's default: every interface."""
     if not host:

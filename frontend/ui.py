@@ -131,7 +131,7 @@ def plain_error(job: dict) -> str:
     if code == "invalid_input":
         return f"The server could not use this request: {error}. Change the input and create it again."
     if code == "out_of_memory":
-        return f"The GPU ran out of memory: {error}. Pick a smaller size or Draft quality and retry."
+        return f"The GPU ran out of memory: {error}. Pick a smaller size, Fast quality or a draft, and retry."
     if code == "worker_lost":
         return ("The worker making this stopped responding (it crashed or its machine restarted), even after one "
                 "automatic retry. Retry it; if it happens again, look at the server log.")
@@ -170,6 +170,22 @@ def when(iso: str | None) -> str:
 def short(text: str | None, n: int = 90) -> str:
     text = " ".join((text or "").split())
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>|~$:"})
+
+
+def md_escape(text: str | None) -> str:
+    """Someone's words shown as they are inside Markdown (no accidental bold, links, lists or math)."""
+    return (text or "").translate(_MARKDOWN_SPECIAL)
+
+
+def clock(seconds: float | None) -> str:
+    """0:08.3 style, for positions in a video."""
+    if seconds is None:
+        return "–"
+    minutes, rest = divmod(round(max(float(seconds), 0.0), 1), 60)
+    return f"{minutes:.0f}:{rest:04.1f}"
 
 
 # --- media ----------------------------------------------------------------------------------------------------

@@ -26,6 +26,16 @@ APP = ROOT / "frontend" / "app.py"
 PAGES = ["views/create.py", "views/jobs.py", "views/gallery.py", "views/profiles.py", "views/workspace.py",
          "views/server.py"]
 SMALL = {"width": 128, "height": 128}  # the tiny checkpoint makes this in a few seconds on a CPU
+# About 24 s of speech: more than one clip (20 s), so three segments of at most 15 s (the blank line forces one).
+SCRIPT = ("Welcome to the studio tour. Today we look at how a long script becomes one video. The text is cut at "
+          "sentence ends, so every part stays natural. Each part is one clip that fits the model.\n\n"
+          "This paragraph always starts a new segment, because a blank line comes before it. Thanks for watching.")
+SCRIPT_SEGMENTS = [
+    "Welcome to the studio tour. Today we look at how a long script becomes one video. The text is cut at "
+    "sentence ends, so every part stays natural.",
+    "Each part is one clip that fits the model.",
+    "This paragraph always starts a new segment, because a blank line comes before it. Thanks for watching.",
+]
 
 
 def png(array=None, size=(512, 512), color=(200, 30, 30)) -> bytes:
@@ -109,14 +119,15 @@ def test_create_estimate_validation_and_submit(at, server):
     assert at.radio(key="create_mode").options == ["Reference photo", "Random avatar from a description",
                                                    "Trained face profile", "My own voice recording"]
 
-    at.text_input(key="create_text").input("Hello there, welcome to the studio.").run()
+    at.text_area(key="create_text").input("Hello there, welcome to the studio.").run()
     assert "of speech" in texts(at.caption)
     at.slider(key="create_speed").set_value(2.0).run()
     assert "at 2× speed" in texts(at.caption)
-    at.text_input(key="create_text").input(" ".join(["word"] * 80)).run()
-    assert "too long for one clip" in texts(at.error)
+    # Longer than one clip is no longer refused: it is planned as segments of one video.
+    at.text_area(key="create_text").input(" ".join(["word"] * 80)).run()
+    assert not at.error and "3 segments" in texts(at.markdown)
 
-    at.text_input(key="create_text").input("Hello there.").run()
+    at.text_area(key="create_text").input("Hello there.").run()
     at.button(key="create_submit").click().run()
     assert "Upload a reference photo" in texts(at.error)  # photo mode without a photo
 
@@ -141,13 +152,13 @@ def test_create_estimate_validation_and_submit(at, server):
 
 def test_create_modes_and_state_across_pages(at, server):
     at.radio(key="create_mode").set_value("random").run()
-    at.text_input(key="create_text").input("Good morning.").run()
+    at.text_area(key="create_text").input("Good morning.").run()
     at.text_area(key="create_description").input("an old man with a grey beard").run()
 
     # The form outlives a trip to another page.
     at.switch_page("views/server.py").run()
     at.switch_page("views/create.py").run()
-    assert at.text_input(key="create_text").value == "Good morning."
+    assert at.text_area(key="create_text").value == "Good morning."
     assert at.radio(key="create_mode").value == "random"
 
     at.selectbox(key="create_size").select("Thumbnail 128×128 (smoke test)").run()
@@ -169,6 +180,117 @@ def test_create_modes_and_state_across_pages(at, server):
     doc = server.client.get(f"/v1/predictions/{at.session_state['focus_job']}").json()
     assert doc["input"]["audio"]
     cancel_all(server)
+
+
+def test_create_long_script_plan_and_submit(at, server, monkeypatch):
+    at.radio(key="create_mode").set_value("random").run()
+    at.text_area(key="create_text").input(SCRIPT).run()
+    no_exception(at)
+    assert not at.error
+    shown = texts(at.markdown)
+    assert "3 segments" in shown, shown
+    for number, words in enumerate(SCRIPT_SEGMENTS, 1):
+        assert f"**{number}** · about" in shown and words in shown, (number, shown)
+
+    # What cannot be made is said before anything is sent.
+    at.text_area(key="create_text").input("... !!!").run()
+    assert "There is no text to speak" in texts(at.error)
+    monkeypatch.setenv("AVATAR_MAX_SCRIPT_SECONDS", "20")  # as a server set up for shorter scripts
+    at.text_area(key="create_text").input(SCRIPT).run()
+    assert "takes scripts of at most 20 s" in texts(at.error)
+    monkeypatch.delenv("AVATAR_MAX_SCRIPT_SECONDS")
+    at.text_area(key="create_text").input(SCRIPT).run()
+    assert not at.error and "3 segments" in texts(at.markdown)
+
+    at.checkbox(key="create_caption_srt").check().run()
+    at.checkbox(key="create_caption_vtt").check().run()
+    at.checkbox(key="create_burn").check().run()
+    at.slider(key="create_crossfade").set_value(0.25).run()
+    at.radio(key="create_quality").set_value("final").run()
+    at.toggle(key="create_draft").set_value(True).run()
+    assert at.radio(key="create_quality").disabled, "a draft is always made fast"
+    at.selectbox(key="create_size").select("Thumbnail 128×128 (smoke test)").run()
+    assert "The draft is made at 64×64" in texts(at.caption)
+    at.button(key="create_submit").click().run()
+    no_exception(at)
+    assert at.title[0].value == "Jobs", "submitting opens the job"
+
+    doc = server.client.get(f"/v1/predictions/{at.session_state['focus_job']}").json()
+    server.client.post(f"/v1/predictions/{doc['id']}/cancel")
+    inp = doc["input"]
+    assert inp["text"] == SCRIPT, "the whole script is sent, blank line included"
+    assert inp["captions"] == ["srt", "vtt"] and inp["burn_captions"] is True and inp["crossfade"] == 0.25
+    assert inp["draft"] is True and inp["mode"] == "distilled" and (inp["width"], inp["height"]) == (128, 128)
+    assert "draft (half size, fast)" in texts(at.caption) and "captions SRT + WebVTT" in texts(at.caption)
+
+
+@pytest.fixture(scope="module")
+def finished_script(server) -> dict:
+    """A finished draft of a three-segment script with both caption files, made through the API."""
+    job = server.client.post("/v1/predictions", json={"input": {
+        "text": SCRIPT, "captions": ["srt", "vtt"], "draft": True, **SMALL}}).json()
+    assert "id" in job, job
+    return server.wait_status(job["id"], ("succeeded",), timeout=240)
+
+
+def test_jobs_script_segments_retake_finalize(at, server, finished_script):
+    cancel_all(server)
+    parent = finished_script["id"]
+    at.session_state["focus_job"] = parent
+    at.switch_page("views/jobs.py").run()
+    no_exception(at)
+    assert any(e.label == "3 segments" for e in at.expander), [e.label for e in at.expander]
+    shown = texts(at.markdown)
+    for seg, words in zip(finished_script["output"]["segments"], SCRIPT_SEGMENTS):
+        assert words in shown, (words, shown)
+        assert f"**{seg['number']}** · {seg['start'] // 60:.0f}:" in shown
+    assert "**1** · 0:00.0–" in shown and "take 1" in shown
+    labels = [b.label for b in at.get("download_button")]
+    assert {"Download MP4", "Download SRT captions", "Download WebVTT captions"} <= set(labels), labels
+    assert at.button(key=f"finalize-{parent}"), "a draft offers Finalize"
+
+    # A retake whose new words do not fit one segment is refused, in words, and nothing is queued.
+    before = len(server.client.get("/v1/predictions", params={"limit": 200}).json()["results"])
+    at.text_input(key=f"retake-text-{parent}-2").input(" ".join(["word"] * 60))
+    at.button(key=f"retake-{parent}-2").click().run()
+    no_exception(at)
+    assert "Segment 2 was not retaken" in texts(at.error), texts(at.error)
+    assert len(server.client.get("/v1/predictions", params={"limit": 200}).json()["results"]) == before
+
+    # Retake segment 2 with new words: a new job that remakes only that segment.
+    at.text_input(key=f"retake-text-{parent}-2").input("Every part fits the model well.")
+    at.button(key=f"retake-{parent}-2").click().run()
+    no_exception(at)
+    retake = at.session_state["focus_job"]
+    assert retake != parent
+    doc = server.client.get(f"/v1/predictions/{retake}").json()
+    assert doc["input"]["source"] == {"prediction": parent, "action": "retake", "segment": 2,
+                                      "text": "Every part fits the model well."}
+    assert at.text_input(key=f"retake-text-{parent}-2").value == "", "the box is emptied once it is sent"
+    doc = server.wait_status(retake, ("succeeded",), timeout=240)
+    at.run()
+    no_exception(at)
+    source = at.button(key=f"source-{retake}")
+    assert "Retake of segment 2" in source.label and parent in source.label
+    shown = texts(at.markdown)
+    assert "Every part fits the model well." in shown and "take 2" in shown
+    assert [s["reused"] for s in doc["output"]["segments"]] == [True, False, True]
+
+    # Back to the draft through the retake's source, then Finalize it (fast, to keep the test short).
+    source.click().run()
+    assert at.session_state["focus_job"] == parent
+    at.selectbox(key=f"finalize-mode-{parent}").select("distilled")
+    at.button(key=f"finalize-{parent}").click().run()
+    no_exception(at)
+    final = at.session_state["focus_job"]
+    doc = server.client.get(f"/v1/predictions/{final}").json()
+    assert doc["input"]["source"] == {"prediction": parent, "action": "finalize", "segment": None, "text": None}
+    assert doc["input"]["draft"] is False and doc["input"]["mode"] == "distilled"
+    assert "Finalized from draft" in at.button(key=f"source-{final}").label
+    cancel_all(server)
+    for job_id in (final, retake, parent):  # the gallery test below counts on its one clip being on page 1
+        server.wait_status(job_id, ("succeeded", "canceled", "failed"), timeout=240)
+        assert server.client.delete(f"/v1/predictions/{job_id}").status_code == 204
 
 
 # --- Jobs -----------------------------------------------------------------------------------------------------

@@ -30,6 +30,9 @@ ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "frontend"
 WAIT_MS = 20_000  # one page or widget to appear
 JOB_S = 120  # one tiny-checkpoint clip or 10-step training on 2 CPU cores, with room to spare
 LINE = "Hello there, welcome to the studio."
+SCRIPT = ("Welcome to the studio tour. Today we look at how a long script becomes one video. The text is cut at "
+          "sentence ends, so every part stays natural. Each part is one clip that fits the model.\n\n"
+          "This paragraph always starts a new segment, because a blank line comes before it. Thanks for watching.")
 shared: dict = {}  # what one test leaves for the next (the clip's id)
 
 
@@ -126,6 +129,11 @@ def commit(locator, value: str) -> None:
     locator.press("Enter")  # a Streamlit text input commits on Enter or blur
 
 
+def commit_area(locator, value: str) -> None:
+    locator.fill(value)
+    locator.press("Control+Enter")  # a Streamlit text area commits on Ctrl+Enter or blur (Enter is a new line)
+
+
 def pick(page, selectbox_label: str, option: str) -> None:
     page.get_by_role("combobox", name=selectbox_label).click()
     page.get_by_role("option", name=option).click()
@@ -150,8 +158,15 @@ def test_create_follow_watch_download(page, server, tmp_path):
     open_page(page, server)
     shot(page, "01-create-empty")
     text = page.get_by_role("textbox", name="What the avatar says")
-    commit(text, LINE)
+    # A script longer than one clip is planned as segments (shown before anything is sent).
+    commit_area(text, SCRIPT)
+    expect(page.get_by_text(re.compile(r"^3 segments"))).to_be_visible()
+    plan = page.locator(".st-key-create_plan")
+    expect(plan.get_by_text("Each part is one clip that fits the model.")).to_be_visible()
+    shot(page, "01-create-script-plan")
+    commit_area(text, LINE)
     expect(page.get_by_text(re.compile(r"about .* s of speech"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^3 segments"))).to_have_count(0)
 
     photo = face_photos(tmp_path)[0]
     page.locator('[data-testid="stFileUploader"] input[type=file]').first.set_input_files(photo)

@@ -85,6 +85,7 @@ def test_retake_of_segment_2_changes_only_segment_2(server, captioned, tmp_path)
     retake = finished(server, response.json()["id"])
     assert retake["input"]["source"] == {"prediction": parent["id"], "action": "retake", "segment": 2,
                                          "text": new_text}
+    assert new_text in retake["input"]["text"]  # the job's text is the script as it now reads
     segs = retake["output"]["segments"]
     assert [s["reused"] for s in segs] == [i != 1 for i in range(n)]
     assert segs[1]["text"] == new_text and segs[1]["take"] == 2 and segs[1]["seed"] != parent["output"]["segments"][1]["seed"]
@@ -112,7 +113,7 @@ def test_retake_refuses_what_cannot_be_retaken(server, captioned):
     assert_problem(server.client.post("/v1/predictions/nope/segments/1/retake"), 404)
     body = assert_problem(server.client.post(f"/v1/predictions/{pid}/segments/1/retake",
                                              json={"text": " ".join(["word"] * 60)}), 422)
-    assert "too long" in body["detail"]
+    assert "segment 1 is about" in body["detail"] and "at most 3 s" in body["detail"]
 
 
 def test_a_draft_is_finalized_at_full_size_with_the_same_segments(server, tmp_path):

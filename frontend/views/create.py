@@ -8,7 +8,10 @@ import streamlit as st
 
 from frontend import config, ui
 from frontend.client import ApiError, Upload
-from ltx2.engine.prompts import plan_clip  # pure Python (no torch): the same estimate the server plans with
+# Pure Python (no torch): the same estimate and the same split the server plans with.
+from ltx2.engine.prompts import estimate_speech_seconds, plan_clip
+from ltx2.script.policy import draft_size
+from ltx2.script.split import split_script
 
 MODES = {
     "photo": "Reference photo",
@@ -25,9 +28,11 @@ SIZES = {
     "Thumbnail 128×128 (smoke test)": (128, 128),
 }
 QUALITY = {
-    "draft": "Draft: distilled, 8+3 steps, fast",
+    "draft": "Fast: distilled, 8+3 steps",
     "final": "Final: two-stage guided, slower, cleaner",
 }
+CAPTIONS = {"srt": "SRT", "vtt": "WebVTT"}
+SEGMENTS_LISTED_OPEN = 12  # longer plans scroll in a box of their own
 FPS = 24.0
 VOICE_PLACEHOLDER_TEXT = "(speaking along with the recording)"  # the API needs a line even when audio speaks
 PERSIST = {"persist_state": "session"}  # the form survives a trip to another page
@@ -54,30 +59,68 @@ def _upload_picker(label: str, types: list[str], widget_key: str, store_key: str
     return stored
 
 
+def script_options_on() -> bool:
+    """Captions, burned-in captions or a crossfade: with any of them the server makes even a short text a script
+    (split at the segment length), as it does any text longer than one clip."""
+    state = st.session_state
+    return bool(any(state.get(f"create_caption_{fmt}") for fmt in CAPTIONS) or state.get("create_burn")
+                or float(state.get("create_crossfade") or 0.0) > 0)
+
+
+def _segment_list(segments) -> None:
+    box = st.container(height=420 if len(segments) > SEGMENTS_LISTED_OPEN else "content", border=True,
+                       key="create_plan")
+    for seg in segments:
+        box.markdown(f"**{seg.index + 1}** · about {seg.speech_seconds:.1f} s — {ui.md_escape(seg.text)}")
+
+
 @st.fragment
 def text_and_estimate(mode: str) -> None:
-    """Only this part reruns while typing (live), so the estimate follows the text without redrawing the page."""
+    """Only this part reruns when the text changes (Ctrl+Enter or leaving the box), so the estimate and the plan
+    follow it without redrawing the page."""
     voice = mode == "voice"
     label = "Transcript of your recording (optional)" if voice else "What the avatar says"
-    st.text_input(label, key="create_text", max_chars=5000, live=True, **PERSIST,
-                  placeholder="Hello there, welcome to the studio.")
+    st.text_area(label, key="create_text", max_chars=5000, height=140, **PERSIST,
+                 placeholder="Hello there, welcome to the studio.",
+                 help="A line, or a whole script: longer texts are split into segments at sentence ends and made "
+                      "into one video. A blank line always starts a new segment.")
     text = st.session_state.get("create_text") or ""
     if voice:
-        st.caption("The clip is as long as your recording.")
+        st.caption(f"The video is as long as your recording; one longer than {config.max_seconds():g} s is made in "
+                   f"segments of at most {config.segment_seconds():g} s.")
         return
     if not text.strip():
-        st.caption("Type the line; its spoken length appears here.")
+        st.caption("Type the line or paste the script; its spoken length appears here.")
         return
     speed = float(st.session_state.get("create_speed", 1.0))
+    wpm = config.words_per_minute()
+    if estimate_speech_seconds(text, wpm) <= config.max_seconds() and not script_options_on():
+        try:
+            plan = plan_clip(text, fps=FPS, max_seconds=config.max_seconds(), words_per_minute=wpm)
+        except ValueError as exc:
+            st.error(str(exc), icon=":material/timer_off:")
+            return
+        st.caption(f":material/timer: about **{plan.speech_seconds:.1f} s** of speech → a {plan.clip_seconds:.1f} s "
+                   f"clip ({plan.num_frames} frames), playing **{plan.clip_seconds / speed:.1f} s** at {speed:g}× "
+                   f"speed (one clip holds at most {config.max_seconds():g} s)")
+        return
     try:
-        plan = plan_clip(text, fps=FPS, max_seconds=config.max_seconds(),
-                         words_per_minute=config.words_per_minute())
-    except ValueError as exc:
+        script = split_script(text, max_clip_seconds=config.segment_seconds(), words_per_minute=wpm,
+                              max_script_seconds=config.max_script_seconds(), max_segments=config.max_segments())
+    except ValueError as exc:  # nothing to say, or over the server's maximum
         st.error(str(exc), icon=":material/timer_off:")
         return
-    st.caption(f":material/timer: about **{plan.speech_seconds:.1f} s** of speech → a {plan.clip_seconds:.1f} s clip "
-               f"({plan.num_frames} frames), playing **{plan.clip_seconds / speed:.1f} s** at {speed:g}× speed "
-               f"(one clip holds at most {config.max_seconds():g} s)")
+    n = len(script.segments)
+    if n == 1:
+        st.caption(f":material/timer: about **{script.speech_seconds:.1f} s** of speech in one segment, playing "
+                   f"about **{script.speech_seconds / speed:.1f} s** at {speed:g}× speed")
+        return
+    st.markdown(f":material/splitscreen: **{n} segments** · about **{script.speech_seconds:.0f} s** of speech, "
+                f"made one after another and stitched into one video of about "
+                f"**{script.speech_seconds / speed:.0f} s** at {speed:g}× speed")
+    st.caption(f"Each segment is at most {script.max_clip_seconds:g} s of speech (one clip); a blank line starts a "
+               "new one. Any segment can be retaken afterwards without making the others again.")
+    _segment_list(script.segments)
 
 
 def _photo_preview(stored: dict) -> None:
@@ -154,7 +197,27 @@ seed = seed_col.number_input("Seed", 0, 2**31 - 1, 42, key="create_seed", **PERS
                              help="The same seed and settings give the same clip.")
 dice_col.button("", icon=":material/casino:", key="create_seed_random", on_click=_randomise_seed,
                 help="A random seed")
-quality = c4.radio("Quality", list(QUALITY), format_func=QUALITY.get, key="create_quality", **PERSIST)
+draft_on = bool(st.session_state.get("create_draft"))  # the toggle below, as last set
+quality = c4.radio("Quality", list(QUALITY), format_func=QUALITY.get, key="create_quality", **PERSIST,
+                   disabled=draft_on, help="A draft is always made fast, at half size; you pick the quality when "
+                                           "you finalize it." if draft_on else None)
+
+s1, s2 = st.columns([6, 5])
+with s1:
+    st.markdown("**Captions**")
+    with st.container(horizontal=True):
+        captions = [fmt for fmt, name in CAPTIONS.items()
+                    if st.checkbox(f"{name} file", key=f"create_caption_{fmt}", **PERSIST,
+                                   help=f"A {name} caption file beside the video, timed to each segment.")]
+        burn = st.checkbox("Burn into the picture", key="create_burn", **PERSIST,
+                           help="The words drawn at the bottom of the video itself (with or without a file).")
+crossfade = s2.slider("Crossfade between segments", 0.0, 1.0, 0.0, 0.05, key="create_crossfade", format="%.2f s",
+                      **PERSIST, help="Blend each segment into the next over this long (0 = a straight cut).")
+draft = st.toggle("Draft: quick half-size preview, finalize later", key="create_draft", **PERSIST,
+                  help="Made fast (distilled) at half the width and height. Look at it, retake the segments you "
+                       "do not like, then Finalize it on the Jobs page: the same seed and segments at full size.")
+if draft:
+    st.caption("The draft is made at {}×{}; finalizing makes it at full size.".format(*draft_size(*SIZES[size])))
 
 if st.button("Generate", type="primary", icon=":material/movie:", key="create_submit"):
     text = (st.session_state.get("create_text") or "").strip()
@@ -172,7 +235,10 @@ if st.button("Generate", type="primary", icon=":material/movie:", key="create_su
     else:
         width, height = SIZES[size]
         inp.update(text=text or VOICE_PLACEHOLDER_TEXT, speed=round(float(speed), 2), seed=int(seed),
-                   width=width, height=height, mode="distilled" if quality == "draft" else "two-stage")
+                   width=width, height=height,
+                   mode="distilled" if quality == "draft" or draft else "two-stage",
+                   captions=captions, burn_captions=bool(burn), crossfade=round(float(crossfade), 2),
+                   draft=bool(draft))
         c = ui.client()
         try:
             with st.spinner("Sending to the server…"):

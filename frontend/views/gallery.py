@@ -20,7 +20,13 @@ def parameters(job: dict) -> dict:
         "size": f"{inp.get('width')}×{inp.get('height')}",
         "frames": f"{meta.get('num_frames')} at {meta.get('fps', inp.get('fps'))} fps",
         "playback speed": f"{inp.get('speed', 1):g}×",
-        "quality": "final (two-stage)" if inp.get("mode") == "two-stage" else "draft (distilled)",
+        "quality": ("draft (distilled, half size)" if inp.get("draft") else
+                    "final (two-stage)" if inp.get("mode") == "two-stage" else "fast (distilled)"),
+        "segments": len(out["segments"]) if out.get("segments") else None,
+        "captions": " + ".join(c.upper() for c in inp.get("captions") or []) or None,
+        "captions burned in": "yes" if inp.get("burn_captions") else None,
+        "crossfade": f"{inp['crossfade']:g} s" if inp.get("crossfade") else None,
+        "made from": _source(inp.get("source")),
         "reference photo": "yes" if inp.get("image") else "no",
         "photo strength": inp.get("image_strength") if inp.get("image") else None,
         "face anchors": inp.get("keyframe_anchors") or None,
@@ -36,6 +42,14 @@ def parameters(job: dict) -> dict:
         "id": job["id"],
     }
     return {k: str(v) for k, v in rows.items() if v not in (None, "")}
+
+
+def _source(src: dict | None) -> str | None:
+    if not src:
+        return None
+    if src.get("action") == "retake":
+        return f"retake of segment {src.get('segment')} of {src.get('prediction')}"
+    return f"{src.get('action')} of {src.get('prediction')}"
 
 
 def _rerun_same_seed(job: dict) -> None:

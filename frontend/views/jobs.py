@@ -1,4 +1,5 @@
-"""Jobs: the queue with positions, live progress of the running job, cancel and retry, errors in words."""
+"""Jobs: the queue with positions, live progress of the running job, cancel and retry, errors in words; a
+finished script's segments with retakes, its captions, and Finalize for drafts."""
 
 from __future__ import annotations
 
@@ -8,16 +9,54 @@ from frontend import ui
 from frontend.client import ApiError
 
 RECENT = 30
+CAPTION_NAMES = {"srt": "SRT", "vtt": "WebVTT"}
+CAPTION_MIME = {"srt": "application/x-subrip", "vtt": "text/vtt"}
+FINALIZE_MODES = {"two-stage": "Final: two-stage guided", "distilled": "Fast: distilled"}
+INLINE_ERRORS: dict[str, tuple[ApiError, str]] = {}  # this run's errors shown where the button was, not on top
+
+
+def segments_of(job: dict) -> list[dict]:
+    return (job.get("output") or {}).get("segments") or []
 
 
 def describe(job: dict) -> str:
     inp = job.get("input") or {}
     who = ("voice recording" if inp.get("audio") else f"profile {inp['profile']}" if inp.get("profile")
            else "reference photo" if inp.get("image") else "random avatar")
-    mode = "final" if inp.get("mode") == "two-stage" else "draft"
+    mode = "final" if inp.get("mode") == "two-stage" else "fast"
+    if inp.get("draft"):
+        mode = "draft (half size, fast)"
     size = f"{inp.get('width')}×{inp.get('height')}"
-    return (f"{who} · {size} · seed {inp.get('seed')} · {inp.get('speed', 1):g}× · {mode} · "
-            f"created {ui.when(job.get('created_at'))} · `{job['id']}`")
+    extras = []
+    if segments := segments_of(job):
+        extras.append(f"{len(segments)} segments")
+    if inp.get("captions"):
+        extras.append("captions " + " + ".join(CAPTION_NAMES.get(f, f) for f in inp["captions"]))
+    if inp.get("burn_captions"):
+        extras.append("captions burned in")
+    if inp.get("crossfade"):
+        extras.append(f"{inp['crossfade']:g} s crossfade")
+    return " · ".join([who, size, f"seed {inp.get('seed')}", f"{inp.get('speed', 1):g}×", mode, *extras,
+                       f"created {ui.when(job.get('created_at'))}", f"`{job['id']}`"])
+
+
+def headline(job: dict) -> str:
+    """What is said: a finished script's segments (a retake's new words included), else the input text."""
+    segments = segments_of(job)
+    return " ".join(s.get("text") or "" for s in segments) if segments else (job.get("input") or {}).get("text")
+
+
+def source_line(job: dict) -> str | None:
+    """Where a retake or a finalized render comes from."""
+    src = (job.get("input") or {}).get("source") or {}
+    parent = f"`{src.get('prediction')}`"
+    if src.get("action") == "retake":
+        words = (f" with new text “{ui.md_escape(ui.short(src['text'], 120))}”" if src.get("text")
+                 else ": same words, a new take")
+        return f":material/restart_alt: Retake of segment {src.get('segment')} of {parent}{words}"
+    if src.get("action") == "finalize":
+        return f":material/high_quality: Finalized from draft {parent}: the same seed and segments, full size"
+    return None
 
 
 def progress(job: dict) -> None:
@@ -42,16 +81,53 @@ def _cancel(job_id: str) -> None:
     try:
         ui.client().cancel(job_id)
     except ApiError as exc:
-        st.session_state["jobs_error"] = exc
+        _remember_error(exc)
 
 
 def _retry(job_id: str) -> None:
     try:
         new = ui.client().retry(job_id)
     except ApiError as exc:
-        st.session_state["jobs_error"] = exc
+        _remember_error(exc)
         return
     st.session_state["focus_job"] = new["id"]
+
+
+def _remember_error(exc: ApiError, prefix: str = "", where: str | None = None) -> None:
+    """Keep a callback's failure for the run that follows: on top of the page, or beside the control `where`."""
+    st.session_state["jobs_error"] = (exc, prefix, where)
+
+
+def _inline_error(where: str) -> None:
+    if where in INLINE_ERRORS:
+        exc, prefix = INLINE_ERRORS.pop(where)
+        ui.show_error(exc, prefix=prefix)
+
+
+def _retake(job_id: str, number: int) -> None:
+    key = f"retake-text-{job_id}-{number}"
+    text = (st.session_state.get(key) or "").strip() or None
+    try:
+        new = ui.client().retake_segment(job_id, number, text)
+    except ApiError as exc:
+        _remember_error(exc, f"Segment {number} was not retaken: ", where=f"segment-{job_id}-{number}")
+        return
+    st.session_state[key] = ""
+    st.session_state["focus_job"] = new["id"]
+
+
+def _finalize(job_id: str) -> None:
+    mode = st.session_state.get(f"finalize-mode-{job_id}") or "two-stage"
+    try:
+        new = ui.client().finalize(job_id, mode=mode)
+    except ApiError as exc:
+        _remember_error(exc, "The draft was not finalized: ", where=f"finalize-{job_id}")
+        return
+    st.session_state["focus_job"] = new["id"]
+
+
+def _open(job_id: str) -> None:
+    st.session_state["focus_job"] = job_id
 
 
 def actions(job: dict) -> None:
@@ -62,12 +138,69 @@ def actions(job: dict) -> None:
         st.button("Retry", key=f"retry-{job['id']}", icon=":material/replay:", on_click=_retry, args=(job["id"],))
 
 
+def caption_downloads(job: dict) -> None:
+    """The caption files, fetched over the API like the video (so they work through a tunnel and with keys)."""
+    out = job.get("output") or {}
+    files = out.get("captions") or {}
+    if not files:
+        return
+    with st.container(horizontal=True, key=f"captions-{job['id']}"):
+        for fmt, name in files.items():
+            try:
+                data = ui.output_bytes(name)
+            except ApiError as exc:
+                ui.show_error(exc, prefix=f"The {CAPTION_NAMES.get(fmt, fmt)} captions could not be loaded: ")
+                continue
+            st.download_button(f"Download {CAPTION_NAMES.get(fmt, fmt)} captions", data=data, file_name=name,
+                               mime=CAPTION_MIME.get(fmt, "text/plain"), key=f"dl-{fmt}-{job['id']}",
+                               icon=":material/subtitles:", on_click="ignore",
+                               help=f"Also at {(out.get('captions_urls') or {}).get(fmt, 'the API')}")
+
+
+def finalize_controls(job: dict) -> None:
+    """A draft's way to the real thing: the same seed and segments at full size and the chosen quality."""
+    inp = job.get("input") or {}
+    with st.container(horizontal=True, vertical_alignment="bottom", key=f"finalize-row-{job['id']}"):
+        st.selectbox("Finalize as", list(FINALIZE_MODES), format_func=FINALIZE_MODES.get,
+                     key=f"finalize-mode-{job['id']}", width=260)
+        st.button("Finalize", key=f"finalize-{job['id']}", type="primary", icon=":material/high_quality:",
+                  on_click=_finalize, args=(job["id"],),
+                  help=f"Render it again at {inp.get('width')}×{inp.get('height')}: the same seed and segments "
+                       "(retakes included), as a new job.")
+    _inline_error(f"finalize-{job['id']}")
+
+
+def segment_list(job: dict, *, expanded: bool) -> None:
+    """A finished script's segments, each with a retake (optionally with new words)."""
+    segments = segments_of(job)
+    with st.expander(f"{len(segments)} segments", expanded=expanded, icon=":material/splitscreen:"):
+        st.caption("Retake a segment to make just that part again (new words if you type them, else the same "
+                   "words with a new seed); the other segments are reused as they are, in a new job.")
+        for seg in segments:
+            n = seg.get("number")
+            with st.container(key=f"segment-{job['id']}-{n}"):
+                info, edit, button = st.columns([6, 4, 2], vertical_alignment="center")
+                flags = f" · take {seg.get('take', 1)}" + (" · reused" if seg.get("reused") else "")
+                info.markdown(f"**{n}** · {ui.clock(seg.get('start'))}–{ui.clock(seg.get('end'))}{flags}  \n"
+                              f"{ui.md_escape(seg.get('text'))}")
+                edit.text_input(f"New text for segment {n} (optional)", key=f"retake-text-{job['id']}-{n}",
+                                max_chars=1000, label_visibility="collapsed",
+                                placeholder="New words (optional: empty keeps them)")
+                button.button("Retake", key=f"retake-{job['id']}-{n}", icon=":material/restart_alt:",
+                              on_click=_retake, args=(job["id"], n))
+                _inline_error(f"segment-{job['id']}-{n}")
+
+
 def card(job: dict, *, focused: bool = False, watch: bool = False) -> None:
     with st.container(border=True, key=f"job-{job['id']}"):
         head, buttons = st.columns([5, 1], vertical_alignment="center")
         head.markdown(f"**{ui.STATUS_LABEL.get(job['status'], job['status'])}** · "
-                      f"{ui.short(job['input'].get('text'))}")
+                      f"{ui.short(headline(job))}")
         head.caption(describe(job))
+        if line := source_line(job):
+            src = job["input"]["source"]["prediction"]
+            head.button(line, key=f"source-{job['id']}", type="tertiary", on_click=_open, args=(src,),
+                        help="Open the job it was made from")
         with buttons:
             actions(job)
         if job["status"] in ui.ACTIVE:
@@ -83,6 +216,11 @@ def card(job: dict, *, focused: bool = False, watch: bool = False) -> None:
                 st.caption(made)
             if focused or watch or st.toggle("Show video", key=f"watch-{job['id']}"):
                 ui.video_player(job, width=640)
+                caption_downloads(job)
+            if (job.get("input") or {}).get("draft"):
+                finalize_controls(job)
+            if segments_of(job):
+                segment_list(job, expanded=focused)
 
 
 def _fetch_active() -> list[dict]:
@@ -93,7 +231,11 @@ def _fetch_active() -> list[dict]:
 
 st.title("Jobs")
 if "jobs_error" in st.session_state:
-    ui.show_error(st.session_state.pop("jobs_error"))
+    error, error_prefix, error_where = st.session_state.pop("jobs_error")
+    if error_where is None:
+        ui.show_error(error, prefix=error_prefix)
+    else:
+        INLINE_ERRORS[error_where] = (error, error_prefix)
 
 try:
     active = _fetch_active()
@@ -142,3 +284,5 @@ if not others:
     st.caption("No other finished jobs." if focus_doc is not None else "No finished jobs yet.")
 for job in others:
     card(job)
+for error, error_prefix in INLINE_ERRORS.values():  # its job is no longer listed: say it here, not nowhere
+    ui.show_error(error, prefix=error_prefix)

@@ -11,6 +11,11 @@ if TYPE_CHECKING:
     from ltx2.settings import Settings
 
 
+def draft_size(width: int, height: int) -> tuple[int, int]:
+    """A draft's size: half, on the 64-pixel grid the pipelines need (at least 64)."""
+    return max(64, width // 2 // 64 * 64), max(64, height // 2 // 64 * 64)
+
+
 def segment_seconds(inp: GenerateInput, settings: Settings) -> float:
     return inp.segment_seconds or settings.segment_seconds
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ltx2.engine.errors import InvalidInputError
 from ltx2.engine.prompts import EmptyTextError, estimate_speech_seconds
 from ltx2.render import ClipSpec, _audio_seconds, plan_request
+from ltx2.script.policy import draft_size
 from ltx2.script.split import ScriptTooLongError, split_script
 
 if TYPE_CHECKING:
@@ -31,11 +32,6 @@ MANIFEST = "manifest.json"
 def segment_seed(seed: int, index: int, take: int) -> int:
     """Every segment and every retake gets its own seed, all derived from the job's seed."""
     return (seed + 7919 * index + 104_729 * (take - 1)) % 2**31
-
-
-def draft_size(width: int, height: int) -> tuple[int, int]:
-    """Half the size on the 64-pixel grid the pipelines need (at least 64)."""
-    return max(64, width // 2 // 64 * 64), max(64, height // 2 // 64 * 64)
 
 
 @dataclass

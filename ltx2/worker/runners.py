@@ -10,11 +10,10 @@ from ltx2.jobs.inputs import GenerateInput
 from ltx2.jobs.store import JobStore
 from ltx2.media import sha256_file
 from ltx2.render import ClipSpec, render
-from ltx2.script.policy import is_script, segment_seconds
+from ltx2.script.policy import draft_size, is_script, segment_seconds
 from ltx2.script.render import (
     PlannedSegment,
     ScriptSpec,
-    draft_size,
     link_segments,
     plan_script,
     render_script,

@@ -15,7 +15,7 @@ from starlette.responses import StreamingResponse
 
 from ltx2.api import deps
 from ltx2.api.errors import Problem
-from ltx2.engine.prompts import plan_clip
+from ltx2.engine.prompts import estimate_speech_seconds, plan_clip
 from ltx2.jobs import notify
 from ltx2.jobs.documents import job_document
 from ltx2.jobs.inputs import GenerateInput
@@ -100,12 +100,12 @@ def check_source(store: JobStore, settings: Settings, inp: GenerateInput) -> Non
         if source.segment is None or source.segment > len(segments):
             raise Problem(404, f"prediction {source.prediction} has segments 1–{len(segments)}, "
                           f"not {source.segment}")
-        if source.text is not None and inp.audio is None:
-            try:
-                plan_clip(source.text, fps=inp.fps, max_seconds=segment_seconds(inp, settings),
-                          words_per_minute=settings.words_per_minute)
-            except ValueError as exc:
-                raise Problem(422, f"text: {exc}") from exc
+        limit = segment_seconds(inp, settings)
+        speech = estimate_speech_seconds(source.text or "", settings.words_per_minute)
+        if source.text is not None and inp.audio is None and speech > limit:
+            raise Problem(422, f"text: the new text for segment {source.segment} is about {speech:.1f} s of speech; "
+                          f"a segment of this script holds at most {limit:g} s. Shorten it, or retake the "
+                          "neighbouring segment with the rest of the words.")
 
 
 def create_job(store: JobStore, settings: Settings, kind: str, inp: dict, *, webhook: str | None,
@@ -278,8 +278,12 @@ def retake_segment(job_id: str, number: int, request: Request, body: RetakeReque
     inp = dict(parent.input)
     if number < 1:
         raise Problem(404, f"segments are numbered from 1, not {number}")
-    inp["source"] = {"prediction": parent.id, "action": "retake", "segment": number,
-                     "text": body.text if body else None}
+    text = body.text if body else None
+    inp["source"] = {"prediction": parent.id, "action": "retake", "segment": number, "text": text}
+    segments = (parent.output or {}).get("segments") or []
+    if text is not None and number <= len(segments):
+        # The job's text is the script as it now reads, so a re-run or the gallery shows the new words.
+        inp["text"] = " ".join(text if s["number"] == number else s["text"] for s in segments)
     return _derived(store, settings, parent, inp, request)
 
 
