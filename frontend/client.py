@@ -130,6 +130,9 @@ class ApiClient:
     def workers(self) -> dict:
         return self._json("GET", "/v1/workers")
 
+    def limits(self) -> dict:
+        return self._json("GET", "/v1/limits")
+
     # --- predictions ------------------------------------------------------------------------------------
 
     def predictions(self, status: list[str] | None = None, limit: int = 50, cursor: str | None = None) -> dict:

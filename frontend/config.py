@@ -25,28 +25,16 @@ def _float_env(name: str, default: float) -> float:
     return value if value > 0 else default
 
 
-def max_seconds() -> float:
-    """One clip's longest speech; the same variable the server reads (the API does not publish it)."""
-    return _float_env("AVATAR_MAX_SECONDS", 20.0)
-
-
-def words_per_minute() -> float:
-    return _float_env("AVATAR_WORDS_PER_MINUTE", 150.0)
-
-
-def segment_seconds() -> float:
-    """The longest segment of a long script (seconds of speech), as the server splits it (AVATAR_SEGMENT_SECONDS)."""
-    return min(max(_float_env("AVATAR_SEGMENT_SECONDS", 15.0), 2.0), 19.0)
-
-
-def max_script_seconds() -> float:
-    """The longest script the server takes, in seconds of speech (AVATAR_MAX_SCRIPT_SECONDS)."""
-    return _float_env("AVATAR_MAX_SCRIPT_SECONDS", 600.0)
-
-
-def max_segments() -> int:
-    """The most segments (clips) one script may need (AVATAR_MAX_SEGMENTS)."""
-    return max(1, int(_float_env("AVATAR_MAX_SEGMENTS", 40)))
+def env_limits() -> dict:
+    """The planning numbers from the same AVATAR_* variables the server reads: what the Create page uses when it
+    cannot ask the server (GET /v1/limits)."""
+    return {
+        "max_seconds": _float_env("AVATAR_MAX_SECONDS", 20.0),
+        "words_per_minute": _float_env("AVATAR_WORDS_PER_MINUTE", 150.0),
+        "segment_seconds": min(max(_float_env("AVATAR_SEGMENT_SECONDS", 15.0), 2.0), 19.0),
+        "max_script_seconds": _float_env("AVATAR_MAX_SCRIPT_SECONDS", 600.0),
+        "max_segments": max(1, int(_float_env("AVATAR_MAX_SEGMENTS", 40))),
+    }
 
 
 def is_loopback(host: str | None) -> bool:

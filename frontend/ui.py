@@ -51,6 +51,20 @@ def client() -> ApiClient:
     return _client(api_url(), api_key())
 
 
+@st.cache_data(show_spinner=False, ttl=60, max_entries=16)
+def _limits(url: str, key: str | None) -> dict:
+    return _client(url, key).limits()
+
+
+def limits() -> dict:
+    """The server's planning numbers (clip and segment length, speech rate, script maximum), so the studio plans
+    a script exactly as the server will; the environment's values while the server cannot be asked."""
+    try:
+        return _limits(api_url(), api_key())
+    except ApiError:
+        return config.env_limits()
+
+
 def show_error(exc: Exception, *, prefix: str = "", list_problems: bool = True) -> None:
     """An error in plain words: unreachable server and refused key get their own hint, never a traceback."""
     text = f"{prefix}{exc}"

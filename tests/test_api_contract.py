@@ -897,3 +897,10 @@ def test_script_limits_and_derived_jobs_are_checked_before_anything_is_queued(se
     body = assert_problem(client.post(f"/v1/predictions/{queued['id']}/finalize"), 409)
     assert "starting" in body["detail"]
     body = assert_problem(client.post(f"/v1/predictions/{queued['id']}/segments/1/retake"), 409)
+
+
+def test_limits_tell_clients_how_this_server_plans(served):
+    client, settings = served
+    limits = client.get("/v1/limits").json()
+    assert limits["max_script_seconds"] == 300 and limits["max_seconds"] == settings.max_seconds
+    assert limits["segment_seconds"] == settings.segment_seconds and limits["max_text_chars"] == 5000

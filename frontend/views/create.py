@@ -6,7 +6,7 @@ import random
 
 import streamlit as st
 
-from frontend import config, ui
+from frontend import ui
 from frontend.client import ApiError, Upload
 # Pure Python (no torch): the same estimate and the same split the server plans with.
 from ltx2.engine.prompts import estimate_speech_seconds, plan_clip
@@ -85,28 +85,29 @@ def text_and_estimate(mode: str) -> None:
                  help="A line, or a whole script: longer texts are split into segments at sentence ends and made "
                       "into one video. A blank line always starts a new segment.")
     text = st.session_state.get("create_text") or ""
+    lim = ui.limits()
     if voice:
-        st.caption(f"The video is as long as your recording; one longer than {config.max_seconds():g} s is made in "
-                   f"segments of at most {config.segment_seconds():g} s.")
+        st.caption(f"The video is as long as your recording; one longer than {lim['max_seconds']:g} s is made in "
+                   f"segments of at most {lim['segment_seconds']:g} s.")
         return
     if not text.strip():
         st.caption("Type the line or paste the script; its spoken length appears here.")
         return
     speed = float(st.session_state.get("create_speed", 1.0))
-    wpm = config.words_per_minute()
-    if estimate_speech_seconds(text, wpm) <= config.max_seconds() and not script_options_on():
+    wpm = lim["words_per_minute"]
+    if estimate_speech_seconds(text, wpm) <= lim["max_seconds"] and not script_options_on():
         try:
-            plan = plan_clip(text, fps=FPS, max_seconds=config.max_seconds(), words_per_minute=wpm)
+            plan = plan_clip(text, fps=FPS, max_seconds=lim["max_seconds"], words_per_minute=wpm)
         except ValueError as exc:
             st.error(str(exc), icon=":material/timer_off:")
             return
         st.caption(f":material/timer: about **{plan.speech_seconds:.1f} s** of speech → a {plan.clip_seconds:.1f} s "
                    f"clip ({plan.num_frames} frames), playing **{plan.clip_seconds / speed:.1f} s** at {speed:g}× "
-                   f"speed (one clip holds at most {config.max_seconds():g} s)")
+                   f"speed (one clip holds at most {lim['max_seconds']:g} s)")
         return
     try:
-        script = split_script(text, max_clip_seconds=config.segment_seconds(), words_per_minute=wpm,
-                              max_script_seconds=config.max_script_seconds(), max_segments=config.max_segments())
+        script = split_script(text, max_clip_seconds=lim["segment_seconds"], words_per_minute=wpm,
+                              max_script_seconds=lim["max_script_seconds"], max_segments=lim["max_segments"])
     except ValueError as exc:  # nothing to say, or over the server's maximum
         st.error(str(exc), icon=":material/timer_off:")
         return

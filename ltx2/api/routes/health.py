@@ -67,6 +67,25 @@ def list_workers(
     return {"workers": docs, "alive": sum(d["alive"] for d in docs), "stale_after_s": settings.stale_after_s}
 
 
+@router.get("/v1/limits", summary="What this server accepts: clip and script lengths, speech rate, uploads")
+def limits(request: Request):
+    """The numbers a client needs to plan a clip or a script the way this server will (the studio's Create page
+    shows its segment plan with them)."""
+    from ltx2.jobs.inputs import MAX_TEXT_CHARS
+
+    settings = deps.settings(request)
+    return {
+        "max_seconds": settings.max_seconds,
+        "words_per_minute": settings.words_per_minute,
+        "default_fps": settings.default_fps,
+        "segment_seconds": settings.segment_seconds,
+        "max_script_seconds": settings.max_script_seconds,
+        "max_segments": settings.max_segments,
+        "max_text_chars": MAX_TEXT_CHARS,
+        "max_upload_mb": settings.max_upload_mb,
+    }
+
+
 @open_router.get("/health", summary="Seed API: is the server up")
 def health(request: Request):
     state, workers, queue = worker_summary(request)
