@@ -74,7 +74,6 @@ def generate(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ltx2.engine.errors import EngineError, InvalidInputError
-    from ltx2.engine.prompts import estimate_speech_seconds
     from ltx2.render import ClipSpec, plan_request, render
     from ltx2.settings import get_settings
     from ltx2.weights import WeightsError
@@ -115,16 +114,16 @@ def generate(
         mode=mode,
         steps=steps,
     )
-    script = bool(script_file or formats or burn_captions or crossfade or draft) or (
-        seconds is None and audio is None
-        and estimate_speech_seconds(text, settings.words_per_minute) > (segment_seconds or settings.max_seconds))
-    if audio is not None and seconds is None and not script:
-        from ltx2.render import _audio_seconds
+    script = bool(script_file or formats or burn_captions or crossfade or draft)
+    if not script and seconds is None:
+        from ltx2.render import audio_seconds
+        from ltx2.script.policy import longer_than_a_clip
 
         try:
-            script = _audio_seconds(audio) > (segment_seconds or settings.max_seconds)
+            recording = audio_seconds(audio) if audio is not None else None
         except InvalidInputError as exc:
             _fail(str(exc))
+        script = longer_than_a_clip(text, settings, segment_seconds=segment_seconds, audio_seconds=recording)
     if script and seconds is not None:
         _fail("--seconds sets one clip's length; a script is timed by its text or recording")
     if script:

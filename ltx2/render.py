@@ -64,7 +64,7 @@ def plan_request(spec: ClipSpec, settings: Settings) -> GenerationRequest:
         raise InvalidInputError(f"playback speed {spec.speed} is outside {MIN_SPEED}–{MAX_SPEED}")
     fps = spec.fps or settings.default_fps
     if spec.audio is not None:
-        seconds = spec.seconds or _audio_seconds(Path(spec.audio))
+        seconds = spec.seconds or audio_seconds(Path(spec.audio))
         seconds = min(seconds, settings.max_seconds)
         num_frames = frames_for_seconds(seconds, fps)
     elif spec.seconds is not None:
@@ -105,7 +105,7 @@ def plan_request(spec: ClipSpec, settings: Settings) -> GenerationRequest:
     )
 
 
-def _audio_seconds(path: Path) -> float:
+def audio_seconds(path: Path) -> float:
     from ltx2.media import MediaError, probe
 
     try:

@@ -7,11 +7,10 @@ boundaries, so captions and speech change clips together.
 
 from __future__ import annotations
 
-import re
 import textwrap
 from dataclasses import dataclass
 
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?\u2026])[\"'\u201d\u2019)\]]*\s+")
+from ltx2.script.split import SENTENCE_SPLIT
 LINE_CHARS = 42  # the usual broadcast subtitle line length
 MAX_CUE_CHARS = 2 * LINE_CHARS
 
@@ -27,7 +26,7 @@ class Cue:
 def _cue_texts(text: str) -> list[str]:
     """Sentences, and sentences longer than two lines cut into two-line pieces at word boundaries."""
     texts: list[str] = []
-    for sentence in (s.strip() for s in _SENTENCE_SPLIT.split(text) if s.strip()):
+    for sentence in (s.strip() for s in SENTENCE_SPLIT.split(text) if s.strip()):
         texts.extend(textwrap.wrap(sentence, MAX_CUE_CHARS, break_long_words=False) or [sentence])
     return texts
 

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ltx2.engine.errors import InvalidInputError
+from ltx2.engine.errors import InvalidInputError, JobCanceled
 from ltx2.engine.prompts import EmptyTextError, estimate_speech_seconds
-from ltx2.render import ClipSpec, _audio_seconds, plan_request
+from ltx2.render import ClipSpec, audio_seconds, plan_request
 from ltx2.script.policy import draft_size
 from ltx2.script.split import ScriptTooLongError, split_script
 
@@ -87,7 +87,7 @@ def _plan_voice(spec: ScriptSpec, settings: Settings) -> list[PlannedSegment]:
     from ltx2.media import MediaError, read_audio
     from ltx2.script.voice import cut_points
 
-    duration = _audio_seconds(Path(spec.clip.audio))
+    duration = audio_seconds(Path(spec.clip.audio))
     if duration > settings.max_script_seconds:
         raise InvalidInputError(f"the recording is {duration:.0f} s; this server takes at most "
                                 f"{settings.max_script_seconds:g} s")
@@ -219,10 +219,7 @@ def render_script(
     pipeline = manifest.get("pipeline")
     for done, index in enumerate(todo):
         seg = segments[index]
-        if should_cancel is not None and should_cancel():
-            from ltx2.engine.errors import JobCanceled
-
-            raise JobCanceled("canceled")
+        _check_cancel(should_cancel)
         previous = SegmentFiles(folder, index - 1).last_frame if index > 0 else None
         clip = _clip_for(spec, seg, previous, fps, settings.words_per_minute)
         request = plan_request(clip, settings)
@@ -247,10 +244,7 @@ def render_script(
                           "seed": seg.seed, "take": seg.take, "audio_start": seg.audio_start, "seconds": seg.seconds}
         _write_manifest(folder, {"fps": fps, "sample_rate": sample_rate, "pipeline": pipeline,
                                  "segments": [entries[i] for i in sorted(entries)]})
-    if should_cancel is not None and should_cancel():
-        from ltx2.engine.errors import JobCanceled
-
-        raise JobCanceled("canceled")
+    _check_cancel(should_cancel)
     files = [SegmentFiles(folder, s.index) for s in segments]
     lengths = [s.frames for s in segments]
     line = _timeline(lengths, spec.crossfade, fps)
@@ -306,6 +300,11 @@ def render_script(
     metadata_path = out_path.with_suffix(".json")
     _write_text(metadata_path, json.dumps(metadata, indent=2) + "\n")
     return ScriptResult(out_path, thumbnail, metadata_path, written, seg_docs, metadata)
+
+
+def _check_cancel(should_cancel: CancelCheck | None) -> None:
+    if should_cancel is not None and should_cancel():
+        raise JobCanceled("canceled")
 
 
 def _timeline(lengths: list[int], crossfade: float, fps: float):

@@ -19,7 +19,7 @@ from ltx2.engine.prompts import EmptyTextError, clean_spoken_text, estimate_spee
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n+")
 # After sentence punctuation (optionally a closing quote or bracket) and before whitespace.
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?\u2026])[\"'\u201d\u2019)\]]*\s+")
+SENTENCE_SPLIT = re.compile(r"(?<=[.!?\u2026])[\"'\u201d\u2019)\]]*\s+")
 _CLAUSE_SPLIT = re.compile(r"(?<=[,;:])\s+|\s+(?=[-\u2013\u2014]+\s)")
 
 
@@ -125,7 +125,7 @@ def split_script(
     segments: list[Segment] = []
     paragraphs = [p for p in _PARAGRAPH.split(text) if p.strip()]
     for number, paragraph in enumerate(paragraphs):
-        sentences = _pieces(clean_spoken_text(paragraph), _SENTENCE_SPLIT)
+        sentences = _pieces(clean_spoken_text(paragraph), SENTENCE_SPLIT)
         units = [u for s in sentences for u in _units(s, max_clip_seconds, words_per_minute)]
         for piece in _pack(units, max_clip_seconds, words_per_minute):
             seconds = _seconds(piece, words_per_minute)

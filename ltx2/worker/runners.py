@@ -9,7 +9,7 @@ from ltx2.engine.errors import InvalidInputError, OutOfMemoryError
 from ltx2.jobs.inputs import GenerateInput
 from ltx2.jobs.store import JobStore
 from ltx2.media import sha256_file
-from ltx2.render import ClipSpec, render
+from ltx2.render import ClipSpec, audio_seconds, render
 from ltx2.script.policy import draft_size, is_script, segment_seconds
 from ltx2.script.render import (
     PlannedSegment,
@@ -68,9 +68,9 @@ def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, 
         steps=inp.steps,
     )
     out = settings.outputs_dir / f"{job.id}.mp4"
-    audio_seconds = _audio_seconds(audio) if audio is not None else None
+    recording = audio_seconds(audio) if audio is not None else None
     try:
-        if is_script(inp, settings, audio_seconds):
+        if is_script(inp, settings, recording):
             return _run_script(engine, settings, store, job, inp, spec, out, on_progress, should_cancel)
         if inp.draft:
             spec.width, spec.height = draft_size(inp.width, inp.height)
@@ -78,12 +78,17 @@ def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, 
         result = render(engine, spec, out, settings, on_progress=on_progress, should_cancel=should_cancel)
     except torch.OutOfMemoryError as exc:  # raised while the VAE decodes inside the encode
         raise OutOfMemoryError(f"the GPU ran out of memory decoding {inp.width}x{inp.height}: try smaller") from exc
+    return _output(result)
+
+
+def _output(result, **extra) -> dict:
     return {
         "video": result.video.name,
         "thumbnail": result.thumbnail.name,
         "metadata_file": result.metadata_path.name,
         "sha256": sha256_file(result.video),
         "size": result.video.stat().st_size,
+        **extra,
         "metadata": result.metadata,
     }
 
@@ -114,16 +119,8 @@ def _run_script(engine, settings: Settings, store: JobStore, job, inp: GenerateI
     except Exception:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return {
-        "video": result.video.name,
-        "thumbnail": result.thumbnail.name,
-        "metadata_file": result.metadata_path.name,
-        "sha256": sha256_file(result.video),
-        "size": result.video.stat().st_size,
-        "captions": {fmt: path.name for fmt, path in result.captions.items()},
-        "segments": result.segments,
-        "metadata": result.metadata,
-    }
+    return _output(result, captions={fmt: path.name for fmt, path in result.captions.items()},
+                   segments=result.segments)
 
 
 def _derived_plan(store: JobStore, settings: Settings, inp: GenerateInput, spec: ScriptSpec,
@@ -150,16 +147,6 @@ def _derived_plan(store: JobStore, settings: Settings, inp: GenerateInput, spec:
                               seed=segment_seed(inp.seed, index, take))
     link_segments(segment_folder(settings, source.prediction), folder, keep=[s.index for s in segments if s.index != index])
     return segments
-
-
-def _audio_seconds(path: Path) -> float:
-    from ltx2.media import MediaError, probe
-
-    try:
-        info = probe(path)
-    except MediaError as exc:
-        raise InvalidInputError(str(exc)) from exc
-    return float(info.audio_duration or 0.0)
 
 
 CURVE_POINTS = 300  # the loss curve kept in the job for the studio's chart
