@@ -77,12 +77,42 @@ def main(argv: list[str] | None = None) -> dict:
         "speedup": sub_total / resident_total,
         "tiny": engine.weights.tiny,
     }
+    result.update(cpu_facts(engine))
     print(f"{args.jobs} jobs at {width}x{height}, {args.seconds}s each ({'tiny' if result['tiny'] else 'real'} checkpoint)")
+    print(f"  cpu: {result['cpu']}; ATen {result['aten_isa']}, oneDNN limit {result['onednn_max_isa']}, "
+          f"native bf16 {'yes' if result['native_bf16'] else 'no'} -> models compute in {result['dtype']} on {result['threads']} thread(s)")
     print(f"  resident:   setup {setup:6.2f} s, job median {result['resident_job_median_s']:6.2f} s, "
           f"total {resident_total:6.2f} s")
     print(f"  subprocess: job median {result['subprocess_job_median_s']:6.2f} s, total {sub_total:6.2f} s")
     print(f"  resident is {result['speedup']:.1f}x faster over {args.jobs} jobs (goal >= 5x)")
     return result
+
+
+def cpu_facts(engine) -> dict:
+    """What decides the speed of a CPU run: the instruction set ATen and oneDNN use, and the compute dtype."""
+    import os
+    import platform
+
+    import torch
+
+    from ltx2.engine.device import cpu_has_native_bf16
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": f"{model}, {os.cpu_count()} cores",
+        "aten_isa": torch.backends.cpu.get_cpu_capability(),
+        "onednn_max_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "unset"),
+        "native_bf16": cpu_has_native_bf16(),
+        "dtype": engine.model_info["dtype"],
+        "threads": engine.model_info["threads"],
+    }
 
 
 if __name__ == "__main__":

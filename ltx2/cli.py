@@ -40,6 +40,8 @@ def load_engine(settings):
         device=settings.device,
         quantization=settings.quantization,
         lora_strength=settings.distilled_lora_strength,
+        cpu_dtype=settings.cpu_dtype,
+        cpu_threads=settings.cpu_threads,
     )
 
 

@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     # "auto": fp8-cast on CUDA (the 19B transformer in FP8, upcast per layer), none on CPU.
     quantization: Literal["auto", "none", "fp8-cast", "fp8-scaled-mm"] = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # CPU compute dtype. "auto": bf16 where the CPU has native bf16 (AVX512-BF16/AMX), else float32 (emulated
+    # bf16 is ~25x slower). CUDA always computes in bf16 like the release.
+    cpu_dtype: Literal["auto", "bfloat16", "float32"] = "auto"
+    # Intra-op threads on CPU; 0 = auto: one for the tiny checkpoint (its matrices are so small that threads only
+    # add synchronisation, and with the API, worker and tests sharing two cores several threads per process
+    # spin against each other: measured 3-4 s vs 30 s per job), torch's default for real weights.
+    cpu_threads: int = Field(default=0, ge=0)
 
     # Generation defaults.
     default_fps: float = 24.0

@@ -90,3 +90,14 @@ def db_url(request, tmp_path) -> str:
 def module_db_url(request, tmp_path_factory) -> str:
     """A fresh, empty database shared by one test module (per backend)."""
     return _new_database(request, tmp_path_factory.mktemp("db"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    from tests.pace import REFERENCE_JOB_S, measured
+
+    cost = measured()
+    if cost is not None:
+        terminalreporter.write_line(
+            f"machine pace: one warm tiny job took {cost:.2f} s (reference {REFERENCE_JOB_S} s); "
+            f"job waits were stretched {max(1.0, cost / REFERENCE_JOB_S):.1f}x"
+        )

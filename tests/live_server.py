@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from ltx2.settings import PROJECT_ROOT
+from tests.pace import scaled
 
 
 def free_port() -> int:
@@ -73,6 +74,8 @@ class LiveServer:
         return [w["pid"] for w in self.health_check()["workers"] if w["alive"]]
 
     def wait_for(self, predicate, timeout: float, what: str, interval: float = 0.2):
+        """Poll `predicate` until it is truthy; `timeout` is the budget on the reference machine (tests/pace.py)."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
@@ -82,7 +85,7 @@ class LiveServer:
             if value:
                 return value
             time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{self.log.read_text()[-4000:]}")
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{self.log.read_text()[-4000:]}")
 
     def wait_status(self, job_id: str, statuses: tuple[str, ...], timeout: float = 120) -> dict:
         def done():

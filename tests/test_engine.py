@@ -193,3 +193,79 @@ def test_non_image_and_missing_files_are_refused(engine, tmp_path):
         run(engine, audio=tmp_path / "missing.wav")
     with pytest.raises(InvalidInputError):
         run(engine, audio=text)
+
+
+# --- compute dtype: float32 where the CPU only emulates bf16 ------------------------------------------------
+
+AVX2_ONLY = "flags\t\t: fpu sse4_2 avx avx2 fma f16c\n"
+WITH_BF16 = "flags\t\t: fpu sse4_2 avx avx2 avx512f avx512bw avx512_bf16\n"
+WITH_AMX = "flags\t\t: fpu avx2 avx512f amx_tile amx_bf16\n"
+
+
+@pytest.mark.parametrize(
+    "cpuinfo, environ, native",
+    [
+        (AVX2_ONLY, {}, False),
+        (WITH_BF16, {}, True),
+        (WITH_AMX, {}, True),
+        # A fast machine imitating a slow one: the limits are honoured.
+        (WITH_BF16, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),
+        (WITH_AMX, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}, False),
+        (WITH_BF16, {"ATEN_CPU_CAPABILITY": "avx2"}, False),
+        (WITH_AMX, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}, True),
+        ("", {}, False),
+    ],
+)
+def test_native_bf16_is_detected_from_the_cpu_flags(cpuinfo, environ, native):
+    from ltx2.engine.device import cpu_has_native_bf16
+
+    assert cpu_has_native_bf16(cpuinfo, environ) is native
+
+
+def test_compute_dtype_follows_the_device_and_the_setting(monkeypatch):
+    from ltx2.engine import device
+
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    assert device.compute_dtype(torch.device("cpu")) == torch.float32
+    assert device.compute_dtype(torch.device("cpu"), "bfloat16") == torch.bfloat16
+    assert device.compute_dtype(torch.device("cuda")) == torch.bfloat16  # the release's dtype on a GPU
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    assert device.compute_dtype(torch.device("cpu")) == torch.bfloat16
+    assert device.compute_dtype(torch.device("cpu"), "float32") == torch.float32
+
+
+@pytest.fixture(scope="module")
+def dtype_engines(tiny):
+    from ltx2.engine.pipelines import Engine, EngineWeights
+
+    weights = EngineWeights(tiny.checkpoint, tiny.gemma_root, tiny.spatial_upsampler, tiny.distilled_lora, tiny=True)
+    return {name: Engine(weights, device="cpu", cpu_dtype=name) for name in ("float32", "bfloat16")}
+
+
+def test_float32_runs_the_same_pipelines_deterministically(dtype_engines, tiny):
+    f32, bf16 = dtype_engines["float32"], dtype_engines["bfloat16"]
+    assert f32.model_info["dtype"] == "float32" and bf16.model_info["dtype"] == "bfloat16"
+    for mode in ("distilled", "two-stage"):
+        a, audio_a, _ = run(f32, mode=mode, steps=2, seed=3, lora=tiny.distilled_lora)
+        b, audio_b, _ = run(f32, mode=mode, steps=2, seed=3, lora=tiny.distilled_lora)
+        assert torch.equal(a, b) and torch.equal(audio_a, audio_b)  # deterministic per dtype
+        c, _, _ = run(bf16, mode=mode, steps=2, seed=3, lora=tiny.distilled_lora)
+        assert a.shape == c.shape == (9, 64, 64, 3)
+    transformer = f32.ledger.transformer().velocity_model
+    assert transformer.transformer_blocks[0].attn1.to_q.weight.dtype == torch.float32
+
+
+def test_float32_in_place_lora_matches_the_library_fusion(tiny):
+    """A float32 model fuses a LoRA to exactly the weights the library's bf16 fusion gives, upcast."""
+    lora = (LoraPathStrengthAndSDOps(str(tiny.distilled_lora), 2.0, LTXV_LORA_COMFY_RENAMING_MAP),)
+    kwargs = dict(dtype=torch.bfloat16, device=torch.device("cpu"), checkpoint_path=str(tiny.checkpoint))
+    reference = ModelLedger(loras=lora, **kwargs).transformer().state_dict()
+    resident = ResidentLedger(compute_dtype=torch.float32, **kwargs)
+    base_before = {k: v.clone() for k, v in resident.transformer().state_dict().items()}
+    fused = resident.with_loras(lora).transformer().state_dict()
+    for key, value in reference.items():
+        assert fused[key].dtype == torch.float32
+        assert torch.equal(fused[key], value.float()), key
+    restored = resident.transformer().state_dict()
+    for key, value in base_before.items():
+        assert torch.equal(restored[key], value), key

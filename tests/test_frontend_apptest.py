@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from frontend.launcher import Studio
 from tests.conftest import write_tone
 from tests.live_server import LiveServer, free_port
+from tests.pace import scaled
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "frontend" / "app.py"
@@ -86,7 +87,7 @@ def studio_env(monkeypatch):
 @pytest.fixture
 def at(server, studio_env):
     studio_env(server.url)
-    return AppTest.from_file(str(APP), default_timeout=30).run()
+    return AppTest.from_file(str(APP), default_timeout=scaled(30)).run()
 
 
 def texts(elements) -> str:
@@ -339,7 +340,7 @@ def test_jobs_error_in_plain_words(server, studio_env):
     doc = server.wait_status(job["id"], ("failed",), timeout=120)
 
     studio_env(server.url)
-    at = AppTest.from_file(str(APP), default_timeout=30)
+    at = AppTest.from_file(str(APP), default_timeout=scaled(30))
     at.session_state["focus_job"] = job["id"]
     at.run().switch_page("views/jobs.py").run()
     no_exception(at)
@@ -454,7 +455,7 @@ def test_workspace_clean_and_typed_reset(at, server):
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_says_when_the_server_is_down(page, studio_env):
     studio_env(f"http://127.0.0.1:{free_port()}")
-    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at = AppTest.from_file(str(APP), default_timeout=scaled(30)).run()
     at.switch_page(page).run()
     no_exception(at)
     assert "Cannot reach the Avatar server" in texts(at.error)
@@ -470,20 +471,20 @@ def keyed_server(tmp_path_factory):
 
 def test_wrong_key_is_said_in_words(keyed_server, studio_env):
     studio_env(keyed_server.url, key="wrong")
-    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at = AppTest.from_file(str(APP), default_timeout=scaled(30)).run()
     for page in PAGES:
         at.switch_page(page).run()
         no_exception(at)
         assert "API key is missing or wrong" in texts(at.error), page
     studio_env(keyed_server.url, key="right-key-123456")
-    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at = AppTest.from_file(str(APP), default_timeout=scaled(30)).run()
     no_exception(at)
     assert not at.error
 
 
 def test_exposed_studio_asks_for_the_key_first(keyed_server, server, studio_env):
     studio_env(keyed_server.url, key="right-key-123456", address="0.0.0.0")
-    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at = AppTest.from_file(str(APP), default_timeout=scaled(30)).run()
     no_exception(at)
     assert [t.value for t in at.title] == ["Avatar Studio"]
     assert not at.radio and not at.get("video"), "nothing but the sign-in form"
@@ -500,7 +501,7 @@ def test_exposed_studio_asks_for_the_key_first(keyed_server, server, studio_env)
 
     # A key-less API behind an exposed studio: refused rather than opened to the network.
     studio_env(server.url, address="0.0.0.0")
-    at = AppTest.from_file(str(APP), default_timeout=30).run()
+    at = AppTest.from_file(str(APP), default_timeout=scaled(30)).run()
     at.text_input(key="sign_in_key").input("anything")
     at.button(key="sign_in_submit").click().run()
     assert "does not require a key" in texts(at.error)

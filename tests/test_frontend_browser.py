@@ -22,13 +22,23 @@ from PIL import Image, ImageEnhance
 
 from ltx2.settings import PROJECT_ROOT
 from tests.live_server import LiveServer, free_port
+from tests.pace import scaled
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("AVATAR_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "frontend"
-WAIT_MS = 20_000  # one page or widget to appear
-JOB_S = 120  # one tiny-checkpoint clip or 10-step training on 2 CPU cores, with room to spare
+
+
+def wait_ms() -> int:
+    """One page or widget to appear (20 s on the reference machine, scaled to this one: tests/pace.py)."""
+    return int(scaled(20) * 1000)
+
+
+def job_s() -> float:
+    """One tiny-checkpoint clip or 10-step training, with room to spare (120 s on the reference machine)."""
+    return scaled(120)
+
 LINE = "Hello there, welcome to the studio."
 SCRIPT = ("Welcome to the studio tour. Today we look at how a long script becomes one video. The text is cut at "
           "sentence ends, so every part stays natural. Each part is one clip that fits the model.\n\n"
@@ -97,7 +107,7 @@ def page(browser, server):
     # A tall viewport: Streamlit scrolls inside its own container, so screenshots show only the viewport.
     context = browser.new_context(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
     tab = context.new_page()
-    tab.set_default_timeout(WAIT_MS)
+    tab.set_default_timeout(wait_ms())
     yield tab
     context.close()
 
@@ -109,8 +119,8 @@ def expect(locator):
 
 
 def open_page(page, server, path: str = "") -> None:
-    page.goto(f"{server.ui_url}/{path}", timeout=WAIT_MS)
-    expect(page.locator('[data-testid="stMainBlockContainer"] h1').first).to_be_visible(timeout=WAIT_MS)
+    page.goto(f"{server.ui_url}/{path}", timeout=wait_ms())
+    expect(page.locator('[data-testid="stMainBlockContainer"] h1').first).to_be_visible(timeout=wait_ms())
 
 
 def shot(page, name: str) -> None:
@@ -180,9 +190,9 @@ def test_create_follow_watch_download(page, server, tmp_path):
     page.get_by_role("button", name="Generate").click()
 
     # The job page opens and follows the job live until its video is there.
-    page.wait_for_url(re.compile(r"/jobs$"), timeout=WAIT_MS)
+    page.wait_for_url(re.compile(r"/jobs$"), timeout=wait_ms())
     labels: list[str] = []
-    deadline = time.monotonic() + JOB_S
+    deadline = time.monotonic() + job_s()
     shot_taken = False
     while time.monotonic() < deadline and not page.locator("video").count():
         bars = page.locator('[data-testid="stProgress"]')
@@ -195,7 +205,7 @@ def test_create_follow_watch_download(page, server, tmp_path):
                 shot(page, "03-jobs-running")
                 shot_taken = True
         time.sleep(0.2)
-    assert page.locator("video").count(), f"no video within {JOB_S}s; progress seen: {labels[-5:]}"
+    assert page.locator("video").count(), f"no video within {job_s()}s; progress seen: {labels[-5:]}"
     steps = [label for label in labels if "step" in label]
     assert steps, f"no live step progress was shown: {labels}"
     expect(page.get_by_text("Done").first).to_be_visible()
@@ -203,7 +213,7 @@ def test_create_follow_watch_download(page, server, tmp_path):
 
     # The <video> loads and plays.
     page.wait_for_function("() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
-                           timeout=WAIT_MS)
+                           timeout=wait_ms())
     played = page.evaluate("""async () => {
         const v = document.querySelector('video');
         v.muted = true;
@@ -216,7 +226,7 @@ def test_create_follow_watch_download(page, server, tmp_path):
     shot(page, "04-jobs-done-video")
 
     # The download is the server's file, byte for byte.
-    with page.expect_download(timeout=WAIT_MS) as download:
+    with page.expect_download(timeout=wait_ms()) as download:
         page.get_by_role("button", name="Download MP4").first.click()
     saved = tmp_path / download.value.suggested_filename
     download.value.save_as(saved)
@@ -229,7 +239,7 @@ def test_create_follow_watch_download(page, server, tmp_path):
 
     # A refresh starts a new session; the jobs come from the server, so the clip is still listed.
     page.reload()
-    expect(page.get_by_text(LINE).first).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_text(LINE).first).to_be_visible(timeout=wait_ms())
 
 
 def test_gallery_play_rerun_cancel_delete(page, server):
@@ -237,12 +247,12 @@ def test_gallery_play_rerun_cancel_delete(page, server):
     if clip is None:  # this test alone: make the clip through the API
         clip = server.client.post("/v1/predictions", json={"input": {"text": LINE, "width": 128,
                                                                       "height": 128}}).json()["id"]
-        server.wait_status(clip, ("succeeded",), timeout=JOB_S)
+        server.wait_status(clip, ("succeeded",), timeout=job_s())
     open_page(page, server, "gallery")
     tile = page.locator(f".st-key-clip-{clip}")
     expect(tile.locator("video")).to_be_visible()
     page.wait_for_function("() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
-                           timeout=WAIT_MS)
+                           timeout=wait_ms())
     tile.get_by_text("Parameters").click()
     expect(tile.get_by_text("seed", exact=True)).to_be_visible()
     shot(page, "05-gallery")
@@ -252,7 +262,7 @@ def test_gallery_play_rerun_cancel_delete(page, server):
         "text": "This one is long on purpose, so that the next job has to wait for its turn.",
         "mode": "two-stage", "width": 256, "height": 256}}).json()["id"]
     tile.get_by_role("button", name="Re-run (same seed)").click()
-    page.wait_for_url(re.compile(r"/jobs$"), timeout=WAIT_MS)
+    page.wait_for_url(re.compile(r"/jobs$"), timeout=wait_ms())
     expect(page.get_by_text("Waiting in the queue: position 1")).to_be_visible()
     shot(page, "06-jobs-queue")
     rerun = [j for j in server.client.get("/v1/predictions").json()["results"] if j["id"] not in (clip, blocker)]
@@ -265,7 +275,7 @@ def test_gallery_play_rerun_cancel_delete(page, server):
     original = server.client.get(f"/v1/predictions/{clip}").json()
     rerun = server.client.get(f"/v1/predictions/{rerun[0]['id']}").json()
     assert rerun["status"] == "canceled" and rerun["input"] == original["input"], "same input, same seed"
-    server.wait_status(blocker, ("canceled", "succeeded"), timeout=JOB_S)
+    server.wait_status(blocker, ("canceled", "succeeded"), timeout=job_s())
 
     open_page(page, server, "gallery")
     tile = page.locator(f".st-key-clip-{clip}")
@@ -287,7 +297,7 @@ def test_train_profile_live_loss_then_listed(page, server, tmp_path):
     start.click()
 
     live_card = live_chart = False
-    deadline = time.monotonic() + JOB_S
+    deadline = time.monotonic() + job_s()
     while time.monotonic() < deadline:
         server_error = page.get_by_text("The server failed on this request")
         if server_error.count():
@@ -307,7 +317,7 @@ def test_train_profile_live_loss_then_listed(page, server, tmp_path):
             break
         time.sleep(0.5)
     else:
-        pytest.fail(f"the profile was not listed within {JOB_S}s: {server.client.get('/v1/trainings').json()}")
+        pytest.fail(f"the profile was not listed within {job_s()}s: {server.client.get('/v1/trainings').json()}")
     assert live_card, "the running training was never shown with its live progress"
     done = server.client.get("/v1/trainings").json()["results"][0]
     # The chart is redrawn every poll while training; on an idle CPU the tiny model's 10 steps can be over
@@ -324,7 +334,7 @@ def test_train_profile_live_loss_then_listed(page, server, tmp_path):
 
     # The profile is one click away from a clip.
     card.get_by_role("button", name="Use in Create").click()
-    page.wait_for_url(re.compile(r"/$|/create$"), timeout=WAIT_MS)
+    page.wait_for_url(re.compile(r"/$|/create$"), timeout=wait_ms())
     expect(page.get_by_role("radio", name="Trained face profile")).to_be_checked()
     expect(page.get_by_role("combobox", name="Face profile")).to_have_value("Astronaut")
     shot(page, "11-create-with-profile")
@@ -360,7 +370,7 @@ def test_workspace_master_reset_needs_the_typed_word(page, server):
     expect(reset).to_be_enabled()
     shot(page, "13-workspace")
     reset.click()
-    expect(page.get_by_text(re.compile("Reset done"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(re.compile("Reset done"))).to_be_visible(timeout=int(scaled(60) * 1000))
     shot(page, "14-workspace-after-reset")
     assert server.client.get("/v1/predictions").json()["results"] == []
     assert server.client.get("/v1/profiles").json()["results"] == []

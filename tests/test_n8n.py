@@ -35,6 +35,7 @@ from ltx2.media import probe
 from ltx2.settings import PROJECT_ROOT
 
 from .live_server import LiveServer, free_port
+from .pace import scaled
 
 WORKFLOWS = PROJECT_ROOT / "n8n" / "workflows"
 INSTALL = PROJECT_ROOT / "scripts" / "install_n8n.sh"
@@ -192,7 +193,7 @@ class N8n:
             path.unlink()
 
     def execute(self, workflow_id: str, timeout: float = 240, **env: str) -> Execution:
-        proc = self.cli("execute", f"--id={workflow_id}", "--rawOutput", timeout=timeout, **env)
+        proc = self.cli("execute", f"--id={workflow_id}", "--rawOutput", timeout=scaled(timeout), **env)
         execution = Execution.from_cli(proc)
         # n8n exits 0 on success and 1 on failure; the status in the JSON must agree.
         assert (proc.returncode == 0) == (execution.status == "success"), execution.log[-3000:]
@@ -229,6 +230,7 @@ class N8n:
     def _wait_for_webhook(self, timeout: float) -> None:
         # /healthz answers before workflows are active. A GET on the POST-only webhook path answers 404 until the
         # workflow is active, and then a 404 that says the path is registered for POST.
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -245,6 +247,7 @@ class N8n:
 
     def wait_execution(self, execution_id: str, timeout: float = 180) -> Execution:
         db = self.folder / ".n8n" / "database.sqlite"
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         status = None
         while time.monotonic() < deadline:
@@ -502,7 +505,7 @@ def test_a_canceled_job_stops_the_workflow(n8n, server):
 
         job_id = server.wait_for(running_job, 120, "the workflow's job to run")
         assert server.client.post(f"/v1/predictions/{job_id}/cancel").status_code == 200
-        execution = running.result(timeout=240)
+        execution = running.result(timeout=scaled(240))
     assert execution.status == "error" and execution.last_node == "Stop and Error"
     job = server.client.get(f"/v1/predictions/{job_id}").json()
     assert job["status"] == "canceled"

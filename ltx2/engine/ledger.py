@@ -12,6 +12,7 @@ fused before. The base model is never rebuilt or re-read to switch.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import threading
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ class ResidentLedger(ModelLedger):
         spatial_upsampler_path: str | None = None,
         loras: tuple[LoraPathStrengthAndSDOps, ...] = (),
         quantization: QuantizationPolicy | None = None,
+        compute_dtype: torch.dtype | None = None,
     ):
         if gemma_root_path is not None:
             sync_gemma_config(gemma_root_path)
@@ -88,6 +90,10 @@ class ResidentLedger(ModelLedger):
         )
         self.loras = tuple(loras)
         self._resident = _Resident()
+        # The pipelines hand every model bf16 tensors. On a CPU without native bf16 each bf16 matmul and
+        # convolution is emulated (about 25x slower); there models keep float32 weights and compute in float32,
+        # and only their inputs and outputs are cast at the boundary, so the library code runs unchanged.
+        self.compute_dtype = compute_dtype or dtype
 
     # Views share builders and residents; only the LoRA set differs.
     def with_loras(self, loras: tuple[LoraPathStrengthAndSDOps, ...]) -> ResidentLedger:
@@ -109,6 +115,11 @@ class ResidentLedger(ModelLedger):
             model = self._resident.models.get(name)
             if model is None:
                 model = build()
+                # An fp8 transformer upcasts per layer already; its float8 weights stay as they are.
+                fp8 = name == "transformer" and self.quantization is not None
+                if self.compute_dtype != self.dtype and not fp8:
+                    target = model.velocity_model if name == "transformer" else model
+                    _compute_in(target, self.compute_dtype, self.dtype, _ENTRY_POINTS.get(name, ("forward",)))
                 self._resident.models[name] = model
                 self._resident.builds += 1
             return model
@@ -193,7 +204,9 @@ class ResidentLedger(ModelLedger):
                     f"LoRA does not fit this model: {len(missing)} target weight(s) not found, e.g. {missing[0]}"
                 )
             if touched:
-                base = {name: params[name].data for name in touched}
+                # ltx-core fuses into bf16 or fp8 weights only: a float32 model fuses a bf16 copy (the same
+                # numbers, since its weights were loaded from bf16) and stores the result back as float32.
+                base = {name: _fusable(params[name].data, self.dtype) for name in touched}
                 for name in touched:
                     scale = name.replace(".weight", ".weight_scale")
                     if scale in params:
@@ -208,6 +221,46 @@ class ResidentLedger(ModelLedger):
                         resident.originals[name] = params[name].data.clone()
                     params[name].data.copy_(value.to(params[name].dtype))
         resident.fused = wanted
+
+
+def _fusable(weight: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return weight.to(dtype) if weight.dtype == torch.float32 else weight
+
+
+def _cast(value, src: torch.dtype, dst: torch.dtype):
+    """`value` with every `src` tensor in it (also inside tuples, lists, dicts and dataclasses) cast to `dst`."""
+    if isinstance(value, torch.Tensor):
+        return value.to(dst) if value.dtype == src else value
+    if isinstance(value, (tuple, list)):
+        cast = [_cast(v, src, dst) for v in value]
+        return type(value)(cast) if not hasattr(value, "_fields") else type(value)(*cast)
+    if isinstance(value, dict):
+        return {k: _cast(v, src, dst) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: _cast(getattr(value, f.name), src, dst) for f in dataclasses.fields(value) if f.init}
+        return dataclasses.replace(value, **changes)
+    return value
+
+
+# The methods through which the pipelines hand tensors to each model (the text models are not called as
+# modules: the pipelines call `encode` and `process_hidden_states`).
+_ENTRY_POINTS = {"text_encoder": ("encode",), "embeddings_processor": ("process_hidden_states",)}
+
+
+def _compute_in(model: torch.nn.Module, compute: torch.dtype, io: torch.dtype, methods=("forward",)) -> None:
+    """Run `model` in `compute` while its callers keep passing and receiving `io` tensors.
+
+    The instance's methods are wrapped rather than hooked: the library also calls `self.forward` directly
+    (the video decoder's tiled decode), which module hooks would miss.
+    """
+    model.to(compute)
+    for name in methods:
+        inner = getattr(model, name)
+
+        def entry(*args, _inner=inner, **kwargs):
+            return _cast(_inner(*_cast(args, io, compute), **_cast(kwargs, io, compute)), compute, io)
+
+        setattr(model, name, entry)
 
 
 class LoraMismatchError(ValueError):

@@ -33,7 +33,7 @@ from ltx_pipelines.utils.constants import DISTILLED_SIGMA_VALUES, STAGE_2_DISTIL
 from safetensors import safe_open
 
 from ltx2.engine import progress
-from ltx2.engine.device import apply_cpu_shims, resolve_device
+from ltx2.engine.device import apply_cpu_shims, compute_dtype, resolve_device
 from ltx2.engine.errors import InvalidInputError, OutOfMemoryError
 from ltx2.engine.ledger import ResidentLedger
 
@@ -146,14 +146,26 @@ def _quantization(name: str, device: torch.device) -> QuantizationPolicy | None:
 class Engine:
     """Owns the resident models; runs one generation at a time."""
 
-    def __init__(self, weights: EngineWeights, device: str = "auto", quantization: str = "auto", lora_strength: float = 1.0):
+    def __init__(
+        self,
+        weights: EngineWeights,
+        device: str = "auto",
+        quantization: str = "auto",
+        lora_strength: float = 1.0,
+        cpu_dtype: str = "auto",
+        cpu_threads: int = 0,
+    ):
         self.weights = weights
         self.device = resolve_device(device)
+        self.compute_dtype = compute_dtype(self.device, cpu_dtype)
+        if self.device.type == "cpu" and (cpu_threads or weights.tiny):
+            torch.set_num_threads(cpu_threads or 1)
         apply_cpu_shims()
         progress.install()
         self.quantization = _quantization(quantization, self.device)
         self.ledger = ResidentLedger(
-            dtype=torch.bfloat16,
+            dtype=torch.bfloat16,  # what the pipelines pass between models
+            compute_dtype=self.compute_dtype,
             device=self.device,
             checkpoint_path=str(weights.checkpoint),
             gemma_root_path=str(weights.gemma_root),
@@ -194,6 +206,8 @@ class Engine:
             "tiny": self.weights.tiny,
             "device": str(self.device),
             "quantization": "fp8-cast" if self.quantization is not None else "none",
+            "dtype": str(self.compute_dtype).removeprefix("torch."),
+            "threads": torch.get_num_threads() if self.device.type == "cpu" else None,
         }
 
     def _guidance_params(self):
