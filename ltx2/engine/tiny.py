@@ -23,7 +23,10 @@ import torch
 from safetensors.torch import save_file
 
 TINY_MARKER = "avatar-generator-tiny"
-TINY_VERSION = "2"
+TINY_VERSION = "3"
+# The digest of every build (tree_digest). Version 3 has no residual blocks per audio VAE level beside the
+# level's up/down-sampling (num_res_blocks 0): same code paths, 40% less audio-decode time on a CPU.
+TINY_DIGEST = "943967b084e627805212a61903ee4f3ff3ef8cb9ef16c388e6733e37fc5555fc"
 _SEED = 20261125
 
 # Hard-coded elsewhere in ltx-core and so not shrinkable: latent channels 128, audio z 8 with 16 mel bins,
@@ -97,7 +100,7 @@ AUDIO_VAE_CONFIG = {
             "ddconfig": {
                 "ch": 128,
                 "ch_mult": [1, 1, 1],
-                "num_res_blocks": 1,
+                "num_res_blocks": 0,
                 "attn_resolutions": [],
                 "resolution": 256,
                 "z_channels": 8,
