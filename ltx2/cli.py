@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from ltx2.domain import limits as L
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Avatar Generator: talking-avatar videos on LTX-2.")
 models_app = typer.Typer(no_args_is_help=True, help="Model weights: tiny checkpoint, real downloads, verification.")
 app.add_typer(models_app, name="models")
@@ -73,7 +75,7 @@ def generate(
     """Make a talking-avatar video: one clip, or a long script stitched from several."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ltx2.engine.errors import EngineError, InvalidInputError
+    from ltx2.domain.errors import EngineError, InvalidInputError
     from ltx2.render import ClipSpec, plan_request, render
     from ltx2.settings import get_settings
     from ltx2.weights import WeightsError
@@ -89,8 +91,11 @@ def generate(
     formats = [f.strip().lower() for f in captions.split(",") if f.strip()]
     if any(f not in ("srt", "vtt") for f in formats):
         _fail(f"--captions takes srt, vtt or srt,vtt, not {captions!r}")
-    if not 0.0 <= crossfade <= 1.0 or (segment_seconds is not None and not 2.0 <= segment_seconds <= 19.0):
-        _fail("--crossfade must lie in 0–1 s and --segment-seconds in 2–19 s")
+    if not L.MIN_CROSSFADE_S <= crossfade <= L.MAX_CROSSFADE_S or (
+        segment_seconds is not None and not L.MIN_SEGMENT_SECONDS <= segment_seconds <= L.MAX_SEGMENT_SECONDS
+    ):
+        _fail(f"--crossfade must lie in {L.MIN_CROSSFADE_S:g}–{L.MAX_CROSSFADE_S:g} s and --segment-seconds in "
+              f"{L.MIN_SEGMENT_SECONDS:g}–{L.MAX_SEGMENT_SECONDS:g} s")
     for label, path in (("image", image), ("audio", audio), ("LoRA", lora)):
         if path is not None and not path.is_file():
             _fail(f"{label} file not found: {path}")
@@ -117,7 +122,7 @@ def generate(
     script = bool(script_file or formats or burn_captions or crossfade or draft)
     if not script and seconds is None:
         from ltx2.render import audio_seconds
-        from ltx2.script.policy import longer_than_a_clip
+        from ltx2.domain.policy import longer_than_a_clip
 
         try:
             recording = audio_seconds(audio) if audio is not None else None
@@ -160,7 +165,7 @@ def _generate_script(spec, text, out: Path, settings, formats, burn, crossfade, 
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ltx2.engine.errors import EngineError, InvalidInputError
+    from ltx2.domain.errors import EngineError, InvalidInputError
     from ltx2.script.render import ScriptSpec, plan_script, render_script
     from ltx2.weights import WeightsError
 
@@ -364,8 +369,8 @@ def train(
     """Train a face-profile LoRA in-process (the server's /v1/trainings does the same as a queued job)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ltx2.engine.errors import EngineError
-    from ltx2.jobs.inputs import trigger_for
+    from ltx2.domain.errors import EngineError
+    from ltx2.domain.inputs import trigger_for
     from ltx2.settings import get_settings
     from ltx2.training.photos import PhotosRejected, validate_photos
 

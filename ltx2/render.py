@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ltx2.engine.errors import InvalidInputError
-from ltx2.engine.prompts import DEFAULT_NEGATIVE_PROMPT, build_prompt, frames_for_seconds, plan_clip
+from ltx2.domain.errors import InvalidInputError
+from ltx2.domain.limits import MAX_SPEED, MIN_SPEED
+from ltx2.domain.prompts import DEFAULT_NEGATIVE_PROMPT, build_prompt, frames_for_seconds, plan_clip
 
 if TYPE_CHECKING:
     from ltx2.engine.pipelines import Engine, GenerationRequest
     from ltx2.engine.progress import CancelCheck, ProgressCallback
     from ltx2.settings import Settings
 
-MIN_SPEED, MAX_SPEED = 0.5, 2.0
 
 
 @dataclass

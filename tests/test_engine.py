@@ -9,7 +9,7 @@ import torch
 from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
 from ltx_pipelines.utils.model_ledger import ModelLedger
 
-from ltx2.engine.errors import InvalidInputError, JobCanceled
+from ltx2.domain.errors import InvalidInputError, JobCanceled
 from ltx2.engine.ledger import LoraMismatchError, ResidentLedger
 from ltx2.engine.pipelines import GenerationRequest
 from ltx2.engine.tiny import build_tiny, tree_digest

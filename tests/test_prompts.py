@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ltx2.engine.prompts import (
+from ltx2.domain.prompts import (
     DEFAULT_NEGATIVE_PROMPT,
     ClipPlan,
     EmptyTextError,
@@ -184,5 +184,5 @@ def test_negative_prompt_targets_talking_head_failures():
 
 
 def test_module_does_not_import_torch():
-    code = "import sys, ltx2.engine.prompts; assert 'torch' not in sys.modules"
+    code = "import sys, ltx2.domain.prompts; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

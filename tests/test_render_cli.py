@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ltx2.cli import app
-from ltx2.engine.prompts import plan_clip
+from ltx2.domain.prompts import plan_clip
 from ltx2.media import decode_frames, probe
 from ltx2.render import ClipSpec, render
 from ltx2.settings import PROJECT_ROOT, Settings

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ltx2.engine.errors import JobCanceled
+from ltx2.domain.errors import JobCanceled
 from ltx2.media import probe
 from ltx2.render import ClipSpec
 from ltx2.script.render import ScriptSpec, plan_script, render_script

@@ -97,7 +97,7 @@ def test_reaper_requeues_once_then_fails_worker_lost(store):
     assert again.id == job.id and again.attempt == 2
     # The lost worker comes back: it can no longer write progress, heartbeat or a result for the job.
     store.set_progress(job.id, phase="late", step=5, total=10, percent=50.0, worker_id="w1")
-    assert store.get(job.id).progress_phase == "starting"
+    assert store.get(job.id).progress_phase == "claimed"
     assert not store.heartbeat(job.id, "w1") and not store.transition(job.id, "succeeded", worker_id="w1")
     go_stale()
     assert store.reap(60) == [(job.id, "failed")]

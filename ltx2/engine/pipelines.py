@@ -34,13 +34,12 @@ from safetensors import safe_open
 
 from ltx2.engine import progress
 from ltx2.engine.device import apply_cpu_shims, resolve_device
-from ltx2.engine.errors import InvalidInputError, OutOfMemoryError
+from ltx2.domain.errors import InvalidInputError, OutOfMemoryError
+from ltx2.domain.limits import side_problem
 from ltx2.engine.ledger import ResidentLedger
 
 Mode = Literal["distilled", "two-stage"]
 MAX_FRAMES = 481  # 20 s at 24 fps: LTX-2's longest clip
-MAX_SIDE = 2048
-_SPATIAL_MULTIPLE = 64  # both stages: stage 1 runs at half size on a 32-pixel latent grid
 
 
 @dataclass(frozen=True)
@@ -91,11 +90,9 @@ def validate(request: GenerationRequest) -> None:
     if not request.prompt or not request.prompt.strip():
         raise InvalidInputError("the prompt is empty")
     for name, value in (("width", request.width), ("height", request.height)):
-        if value < _SPATIAL_MULTIPLE or value > MAX_SIDE or value % _SPATIAL_MULTIPLE:
-            raise InvalidInputError(
-                f"{name} {value} is not possible: use a multiple of {_SPATIAL_MULTIPLE} between "
-                f"{_SPATIAL_MULTIPLE} and {MAX_SIDE}"
-            )
+        problem = side_problem(name, value)
+        if problem:
+            raise InvalidInputError(problem)
     if request.num_frames < 9 or request.num_frames > MAX_FRAMES or (request.num_frames - 1) % 8:
         raise InvalidInputError(f"num_frames {request.num_frames} is not possible: use 8k+1 between 9 and {MAX_FRAMES}")
     if not 1.0 <= request.fps <= 60.0:

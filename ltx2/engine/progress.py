@@ -13,7 +13,7 @@ import contextvars
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from ltx2.engine.errors import JobCanceled
+from ltx2.domain.errors import JobCanceled
 
 
 @dataclass(frozen=True)

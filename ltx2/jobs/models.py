@@ -7,6 +7,8 @@ from datetime import datetime, timezone
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ltx2.domain.status import STATUSES, JobStatus  # noqa: F401 - STATUSES: re-exported
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -16,10 +18,10 @@ class Base(DeclarativeBase):
     pass
 
 
-# Status values (Replicate/Cog vocabulary). Terminal states are never left.
-STARTING, PROCESSING, SUCCEEDED, FAILED, CANCELED = "starting", "processing", "succeeded", "failed", "canceled"
+# Short names for the statuses (ltx2.domain.status); terminal states are never left.
+STARTING, PROCESSING = JobStatus.STARTING, JobStatus.PROCESSING
+SUCCEEDED, FAILED, CANCELED = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED
 TERMINAL = (SUCCEEDED, FAILED, CANCELED)
-STATUSES = (STARTING, PROCESSING, *TERMINAL)
 
 
 class Job(Base):
@@ -115,7 +117,7 @@ class Worker(Base):
     pid: Mapped[int] = mapped_column(Integer)
     device: Mapped[str] = mapped_column(String(64))
     model: Mapped[dict] = mapped_column(JSON, default=dict)
-    state: Mapped[str] = mapped_column(String(16))  # starting | ready | busy | stopped | failed
+    state: Mapped[str] = mapped_column(String(16))  # a WorkerState
     job_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ltx2.domain.status import ALLOWED_MOVES, PHASE_CLAIMED
 from ltx2.jobs.models import (
     CANCELED,
     FAILED,
@@ -41,13 +42,6 @@ from ltx2.jobs.models import (
 MAX_LOG_CHARS = 64_000
 NOTIFY_CHANNEL = "avatar_jobs"  # PostgreSQL: NOTIFY on every job that becomes claimable; idle workers LISTEN
 MIGRATE_LOCK_KEY = zlib.crc32(b"avatar-generator:migrate")  # pg_advisory_lock key held around `upgrade head`
-ALLOWED_MOVES = {
-    PROCESSING: (STARTING,),  # claim
-    SUCCEEDED: (PROCESSING,),
-    FAILED: (STARTING, PROCESSING),
-    CANCELED: (STARTING, PROCESSING),
-    STARTING: (PROCESSING,),  # requeue (reaper, worker shutting down)
-}
 
 
 class IdempotencyConflict(Exception):
@@ -339,7 +333,7 @@ class JobStore:
                 heartbeat_at=self._clock(),
                 attempt=Job.attempt + 1,
                 status_sequence=Job.status_sequence + 1,
-                progress_phase="starting",
+                progress_phase=PHASE_CLAIMED,
             )
             .returning(Job)
             .execution_options(synchronize_session=False)

@@ -19,6 +19,8 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 from PIL import Image
 
+from ltx2.domain.limits import MAX_SPEED, MIN_SPEED
+
 __all__ = [
     "MediaError",
     "encode_mp4",
@@ -29,8 +31,6 @@ __all__ = [
     "MAX_SPEED",
 ]
 
-MIN_SPEED = 0.5
-MAX_SPEED = 2.0
 
 # Sample rates the AAC encoder accepts; anything else is resampled to 48 kHz.
 _AAC_RATES = {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}

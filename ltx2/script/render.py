@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ltx2.engine.errors import InvalidInputError, JobCanceled
-from ltx2.engine.prompts import EmptyTextError, estimate_speech_seconds
+from ltx2.domain.errors import InvalidInputError, JobCanceled
+from ltx2.domain.prompts import EmptyTextError, estimate_speech_seconds
 from ltx2.render import ClipSpec, audio_seconds, plan_request
-from ltx2.script.policy import draft_size
-from ltx2.script.split import ScriptTooLongError, split_script
+from ltx2.domain.policy import draft_size
+from ltx2.domain.split import ScriptTooLongError, split_script
 
 if TYPE_CHECKING:
     from ltx2.engine.pipelines import Engine
@@ -192,7 +192,7 @@ def render_script(
     """Generate every segment not already in `folder` (matching its manifest), then stitch and caption."""
     from ltx2.engine.progress import Progress
     from ltx2.media import thumbnail_from_mp4
-    from ltx2.script import captions as cap
+    from ltx2.domain import captions as cap
     from ltx2.script.stitch import SegmentFiles, stitch, write_segment
 
     fps = spec.clip.fps or settings.default_fps

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ltx2.engine.errors import EngineError, InvalidInputError, JobCanceled
-from ltx2.engine.prompts import DEFAULT_FRAMING, _tidy_fragment
+from ltx2.domain.errors import EngineError, InvalidInputError, JobCanceled
+from ltx2.domain.prompts import DEFAULT_FRAMING, _tidy_fragment
 from ltx2.training.photos import CROP_MARGIN, FacePhoto, best_photo, face_crop
 
 # Video self-attention (attn1) and text cross-attention (attn2) of every block: self-attention shapes

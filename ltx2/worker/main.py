@@ -17,6 +17,7 @@ import uuid
 from loguru import logger
 
 from ltx2.jobs import notify
+from ltx2.domain.status import WorkerState
 from ltx2.jobs.models import CANCELED, FAILED, STARTING, SUCCEEDED
 from ltx2.jobs.store import JobStore
 from ltx2.settings import Settings, get_settings
@@ -47,7 +48,7 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         self.store.migrate()
-        self.store.worker_seen(self.id, state="starting", pid=os.getpid(), device=self.settings.device)
+        self.store.worker_seen(self.id, state=WorkerState.STARTING, pid=os.getpid(), device=self.settings.device)
         try:
             from ltx2.cli import load_engine
 
@@ -55,10 +56,10 @@ class Worker:
             seconds = self.engine.warm_up()
         except Exception as exc:  # noqa: BLE001 - any failure here means this worker cannot serve
             logger.exception("worker {}: engine setup failed", self.id)
-            self.store.worker_seen(self.id, state="failed", error=f"{exc.__class__.__name__}: {exc}")
+            self.store.worker_seen(self.id, state=WorkerState.FAILED, error=f"{exc.__class__.__name__}: {exc}")
             return EXIT_SETUP_FAILED
         info = self.engine.model_info
-        self.store.worker_seen(self.id, state="ready", device=info["device"], model=info)
+        self.store.worker_seen(self.id, state=WorkerState.READY, device=info["device"], model=info)
         logger.info("worker {} ready in {:.1f}s on {} ({})", self.id, seconds, info["device"],
                     "tiny checkpoint" if info["tiny"] else info["family"])
         last_seen = 0.0
@@ -70,23 +71,23 @@ class Worker:
             job = self.store.claim(self.id, KINDS)
             if job is None:
                 if time.monotonic() - last_seen > self.settings.heartbeat_s:
-                    self.store.worker_seen(self.id, state="ready")
+                    self.store.worker_seen(self.id, state=WorkerState.READY)
                     last_seen = time.monotonic()
                 self.store.wait_for_job(idle_wait, self.stopping)
                 continue
             self.run_job(job)
             last_seen = 0.0
-        self.store.worker_seen(self.id, state="stopped")
+        self.store.worker_seen(self.id, state=WorkerState.STOPPED)
         self.store.close()
         return EXIT_OK
 
     def run_job(self, job) -> None:
-        from ltx2.engine.errors import InvalidInputError, JobCanceled, OutOfMemoryError
+        from ltx2.domain.errors import InvalidInputError, JobCanceled, OutOfMemoryError
         from ltx2.worker.runners import run_generate, run_train
 
         store, settings = self.store, self.settings
         logger.info("worker {}: job {} ({}) attempt {}", self.id, job.id, job.kind, job.attempt)
-        store.worker_seen(self.id, state="busy", job_id=job.id)
+        store.worker_seen(self.id, state=WorkerState.BUSY, job_id=job.id)
         notify.send(store, settings, job.id, "start")
         self._log(job.id, f"started on worker {self.id} (attempt {job.attempt})")
         lost = threading.Event()
@@ -96,7 +97,7 @@ class Worker:
             while not done.wait(settings.heartbeat_s):
                 if not store.heartbeat(job.id, self.id):
                     lost.set()  # reaped or deleted: stop working on it
-                store.worker_seen(self.id, state="busy", job_id=job.id)
+                store.worker_seen(self.id, state=WorkerState.BUSY, job_id=job.id)
 
         beat = threading.Thread(target=heartbeat, name=f"heartbeat-{job.id}", daemon=True)
         beat.start()
@@ -144,7 +145,7 @@ class Worker:
         finally:
             done.set()
             beat.join()
-            store.worker_seen(self.id, state="ready")
+            store.worker_seen(self.id, state=WorkerState.READY)
         final = store.get(job.id)
         if final is not None and final.status in (SUCCEEDED, FAILED, CANCELED):
             notify.send(store, settings, job.id, "completed")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ltx2.engine.errors import InvalidInputError, OutOfMemoryError
-from ltx2.jobs.inputs import GenerateInput
+from ltx2.domain.errors import InvalidInputError, OutOfMemoryError
+from ltx2.domain.inputs import GenerateInput
 from ltx2.jobs.store import JobStore
 from ltx2.media import sha256_file
 from ltx2.render import ClipSpec, audio_seconds, render
-from ltx2.script.policy import draft_size, is_script, segment_seconds
+from ltx2.domain.policy import draft_size, is_script, segment_seconds
 from ltx2.script.render import (
     PlannedSegment,
     ScriptSpec,
@@ -99,7 +99,7 @@ def _run_script(engine, settings: Settings, store: JobStore, job, inp: GenerateI
     it); a cancel or a failure removes it."""
     import shutil
 
-    from ltx2.engine.errors import JobCanceled
+    from ltx2.domain.errors import JobCanceled
 
     spec = ScriptSpec(clip=clip, text=inp.text, segment_seconds=segment_seconds(inp, settings),
                       crossfade=inp.crossfade, captions=tuple(dict.fromkeys(inp.captions)),
@@ -157,7 +157,7 @@ def run_train(engine, settings: Settings, store: JobStore, job, on_progress, sho
     leaves no half profile (the staging folder is removed, and a rerun starts clean)."""
     import shutil
 
-    from ltx2.jobs.inputs import TrainInput, trigger_for
+    from ltx2.domain.inputs import TrainInput, trigger_for
     from ltx2.jobs.models import Profile, utcnow
     from ltx2.training.lora import train_face_lora
     from ltx2.training.photos import PhotosRejected, validate_photos

@@ -10,6 +10,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
 from ltx2.api import deps
+from ltx2.domain.limits import MAX_TEXT_CHARS
+from ltx2.domain.status import WorkerState
 from ltx2.jobs.models import STARTING, STATUSES, TERMINAL, Job, utcnow
 from ltx2.jobs.store import as_utc
 
@@ -24,10 +26,10 @@ def worker_summary(request: Request) -> tuple[str, list[dict], dict]:
     counts = store.counts()
     queue = {"waiting": counts.get(STARTING, 0), "processing": counts.get("processing", 0)}
     alive_ids = {w.id for w in alive}
-    ready = [w for w in alive if w.state == "ready"]
-    busy = [w for w in alive if w.state == "busy"]
-    starting = [w for w in alive if w.state == "starting"]
-    failed = [w for w in everyone if w.state == "failed"]
+    ready = [w for w in alive if w.state == WorkerState.READY]
+    busy = [w for w in alive if w.state == WorkerState.BUSY]
+    starting = [w for w in alive if w.state == WorkerState.STARTING]
+    failed = [w for w in everyone if w.state == WorkerState.FAILED]
     if ready:
         state = "READY"
     elif busy:
@@ -40,7 +42,7 @@ def worker_summary(request: Request) -> tuple[str, list[dict], dict]:
         state = "STARTING"  # no worker has registered yet
     else:
         state = "DEFUNCT"
-    workers = [worker_document(w, w.id in alive_ids) for w in everyone if w.id in alive_ids or w.state == "failed"]
+    workers = [worker_document(w, w.id in alive_ids) for w in everyone if w.id in alive_ids or w.state == WorkerState.FAILED]
     return state, workers, queue
 
 
@@ -71,8 +73,6 @@ def list_workers(
 def limits(request: Request):
     """The numbers a client needs to plan a clip or a script the way this server will (the studio's Create page
     shows its segment plan with them)."""
-    from ltx2.jobs.inputs import MAX_TEXT_CHARS
-
     settings = deps.settings(request)
     return {
         "max_seconds": settings.max_seconds,

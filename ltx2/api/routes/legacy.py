@@ -18,7 +18,8 @@ from ltx2.api.routes.files import upload_limits
 from ltx2.api.routes.predictions import check_input, create_job, remove_outputs
 from ltx2.api.uploads import UploadError, store_image
 from ltx2.jobs import notify
-from ltx2.jobs.inputs import GenerateInput
+from ltx2.domain.inputs import GenerateInput
+from ltx2.domain.limits import MAX_SPEED, MIN_SPEED
 from ltx2.jobs.models import CANCELED, FAILED, PROCESSING, STARTING, SUCCEEDED, TERMINAL
 from ltx2.settings import Settings
 
@@ -44,7 +45,7 @@ def generate(
     use_trained_profile: bool = Form(False),
     trained_person_name: str | None = Form(None, max_length=100),
     fresh_start_mode: bool = Form(False, description="Accepted for compatibility: every job starts clean."),
-    playback_speed: float = Form(1.25, ge=0.5, le=2.0),
+    playback_speed: float = Form(1.25, ge=MIN_SPEED, le=MAX_SPEED),
     idempotency_key: str | None = Header(default=None, max_length=255),
 ):
     store, settings = deps.store(request), deps.settings(request)

@@ -15,15 +15,16 @@ from starlette.responses import StreamingResponse
 
 from ltx2.api import deps
 from ltx2.api.errors import Problem
-from ltx2.engine.prompts import estimate_speech_seconds, plan_clip
+from ltx2.domain import limits as L
+from ltx2.domain.prompts import estimate_speech_seconds, plan_clip
 from ltx2.jobs import notify
 from ltx2.jobs.documents import job_document
-from ltx2.jobs.inputs import GenerateInput
+from ltx2.domain.inputs import GenerateInput
 from ltx2.jobs.models import CANCELED, FAILED, STATUSES, SUCCEEDED, TERMINAL
 from ltx2.jobs.store import IdempotencyConflict, JobStore
 from ltx2.jobs.webhooks import EVENTS, validate_events_filter, validate_webhook_url
-from ltx2.script.policy import is_script, segment_seconds
-from ltx2.script.split import split_script
+from ltx2.domain.policy import is_script, segment_seconds
+from ltx2.domain.split import split_script
 from ltx2.settings import Settings
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
@@ -53,6 +54,8 @@ def get_job(store: JobStore, job_id: str):
 
 def check_input(store: JobStore, settings: Settings, inp: GenerateInput) -> None:
     """Everything that can be known before a worker sees the job: files exist, the text fits one clip."""
+    if inp.seconds is not None and inp.seconds > settings.max_seconds:
+        raise Problem(422, f"input.seconds: at most {settings.max_seconds:g} s (this server's max_seconds)")
     for field, kind in (("image", "image"), ("audio", "audio")):
         file_id = getattr(inp, field)
         if file_id is None:
@@ -255,8 +258,9 @@ class FinalizeRequest(BaseModel):
 
     mode: Literal["distilled", "two-stage"] = Field(default="two-stage", description="two-stage: the quality "
                                                     "pipeline (guided stage 1).")
-    width: int | None = Field(default=None, ge=64, le=2048, multiple_of=64, description="Default: the job's.")
-    height: int | None = Field(default=None, ge=64, le=2048, multiple_of=64)
+    width: int | None = Field(default=None, ge=L.MIN_SIDE, le=L.MAX_SIDE, multiple_of=L.SIDE_MULTIPLE,
+                              description="Default: the job's.")
+    height: int | None = Field(default=None, ge=L.MIN_SIDE, le=L.MAX_SIDE, multiple_of=L.SIDE_MULTIPLE)
 
 
 def _derived(store: JobStore, settings: Settings, parent, inp: dict, request: Request) -> JSONResponse:

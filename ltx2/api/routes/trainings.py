@@ -23,14 +23,14 @@ from ltx2.api.routes.predictions import MAX_CURSOR, document, get_job
 from ltx2.api.uploads import UploadError, safe_child, store_image
 from ltx2.jobs import notify
 from ltx2.jobs.documents import _iso
-from ltx2.jobs.inputs import TrainInput
+from ltx2.domain.inputs import TrainInput
+from ltx2.domain.limits import MAX_PHOTO_BYTES
 from ltx2.jobs.models import TERMINAL
 from ltx2.jobs.store import IdempotencyConflict, JobStore
 from ltx2.settings import Settings
 
 router = APIRouter(tags=["face profiles"])
 seed = APIRouter(tags=["seed API"])
-MAX_PHOTO_BYTES = 20 * 2**20
 
 
 def profile_document(profile, base_url: str) -> dict:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ltx2.engine.prompts import EmptyTextError, clean_spoken_text, estimate_speech_seconds, frames_for_seconds
+from ltx2.domain.prompts import EmptyTextError, clean_spoken_text, estimate_speech_seconds, frames_for_seconds
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n+")
 # After sentence punctuation (optionally a closing quote or bracket) and before whitespace.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-from ltx2.script.split import SENTENCE_SPLIT
+from ltx2.domain.split import SENTENCE_SPLIT
 LINE_CHARS = 42  # the usual broadcast subtitle line length
 MAX_CUE_CHARS = 2 * LINE_CHARS
 

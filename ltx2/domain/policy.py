@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ltx2.engine.prompts import estimate_speech_seconds
+from ltx2.domain.prompts import estimate_speech_seconds
 
 if TYPE_CHECKING:
-    from ltx2.jobs.inputs import GenerateInput
+    from ltx2.domain.inputs import GenerateInput
     from ltx2.settings import Settings
 
 
