@@ -904,3 +904,17 @@ def test_limits_tell_clients_how_this_server_plans(served):
     limits = client.get("/v1/limits").json()
     assert limits["max_script_seconds"] == 300 and limits["max_seconds"] == settings.max_seconds
     assert limits["segment_seconds"] == settings.segment_seconds and limits["max_text_chars"] == 5000
+
+
+def test_clip_seconds_follow_the_configured_max_seconds(tmp_path):
+    # Bug: GenerateInput had `seconds le=20` whatever AVATAR_MAX_SECONDS said: a server set to 10 s took 15 s
+    # clips (and failed them in the worker), and one set to 30 s refused 25 s ones.
+    with api(tmp_path / "short", max_seconds=10) as (client, settings):
+        before = NothingWritten(client, settings)
+        body = assert_problem(client.post("/v1/predictions", json={"input": {"text": OK_TEXT, "seconds": 15}}), 422)
+        assert "input.seconds" in body["detail"] and "10" in body["detail"]
+        before.check()
+        assert client.get("/v1/limits").json()["max_seconds"] == 10
+        assert client.post("/v1/predictions", json={"input": {"text": OK_TEXT, "seconds": 10}}).status_code == 201
+    with api(tmp_path / "long", max_seconds=30) as (client, _):
+        assert client.post("/v1/predictions", json={"input": {"text": OK_TEXT, "seconds": 25}}).status_code == 201

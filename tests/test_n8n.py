@@ -28,9 +28,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ltx2.jobs.documents import job_document
-from ltx2.jobs.store import JobStore
-from ltx2.jobs.webhooks import verify
+from ltx2.store.documents import job_document
+from ltx2.store.jobs import JobStore
+from ltx2.store.webhooks import verify
 from ltx2.media import probe
 from ltx2.settings import PROJECT_ROOT
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ltx2.jobs.store import JobStore
+from ltx2.store.jobs import JobStore
 from ltx2.settings import PROJECT_ROOT
 
 from .live_server import LiveServer

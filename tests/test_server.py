@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ltx2.jobs.webhooks import verify
+from ltx2.store.webhooks import verify
 from ltx2.media import probe
 
 from .live_server import LiveServer

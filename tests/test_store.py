@@ -14,8 +14,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text, update
 
-from ltx2.jobs.models import Job, utcnow
-from ltx2.jobs.store import IdempotencyConflict, JobStore
+from ltx2.store.models import Job, utcnow
+from ltx2.store import lifecycle
+from ltx2.store.jobs import IdempotencyConflict, JobStore
 
 
 @pytest.fixture
@@ -30,9 +31,9 @@ def test_claims_oldest_highest_priority_first(store):
     low = store.create("generate", {"n": 1})[0]
     high = store.create("generate", {"n": 2}, priority=5)[0]
     later = store.create("generate", {"n": 3})[0]
-    assert [store.claim("w", ["generate"]).id for _ in range(3)] == [high.id, low.id, later.id]
-    assert store.claim("w", ["generate"]) is None
-    assert store.claim("w", ["train"]) is None
+    assert [lifecycle.claim(store, "w", ["generate"]).id for _ in range(3)] == [high.id, low.id, later.id]
+    assert lifecycle.claim(store, "w", ["generate"]) is None
+    assert lifecycle.claim(store, "w", ["train"]) is None
 
 
 def test_concurrent_workers_claim_each_job_exactly_once(db_url):
@@ -44,7 +45,7 @@ def test_concurrent_workers_claim_each_job_exactly_once(db_url):
 
     def work(name: str) -> None:
         own = JobStore(url)  # its own engine and connections, like a separate process
-        while (job := own.claim(name, ["generate"])) is not None:
+        while (job := lifecycle.claim(own, name, ["generate"])) is not None:
             with lock:
                 claimed.append((name, job.id))
         own.close()
@@ -59,13 +60,13 @@ def test_concurrent_workers_claim_each_job_exactly_once(db_url):
 
 def test_status_moves_are_guarded_and_sequenced(store):
     job = store.create("generate", {})[0]
-    assert not store.transition(job.id, "succeeded")  # not running yet
-    claimed = store.claim("w1", ["generate"])
+    assert not lifecycle.move(store, job.id, "succeeded")  # not running yet
+    claimed = lifecycle.claim(store, "w1", ["generate"])
     assert claimed.status_sequence == 1
-    assert not store.transition(job.id, "succeeded", worker_id="someone-else")
-    assert store.transition(job.id, "succeeded", worker_id="w1", output={"video": "x.mp4"})
+    assert not lifecycle.move(store, job.id, "succeeded", worker_id="someone-else")
+    assert lifecycle.move(store, job.id, "succeeded", worker_id="w1", output={"video": "x.mp4"})
     for target in ("failed", "canceled", "processing", "starting", "succeeded"):
-        assert not store.transition(job.id, target), f"left a terminal state for {target}"
+        assert not lifecycle.move(store, job.id, target), f"left a terminal state for {target}"
     final = store.get(job.id)
     assert final.status == "succeeded" and final.status_sequence == 2 and final.completed_at is not None
 
@@ -73,11 +74,11 @@ def test_status_moves_are_guarded_and_sequenced(store):
 def test_cancel_waiting_at_once_running_by_flag(store):
     waiting = store.create("generate", {"n": 1})[0]
     running = store.create("generate", {"n": 2})[0]
-    assert store.claim("w", ["generate"]).id == waiting.id
-    store.request_cancel(running.id)
+    assert lifecycle.claim(store, "w", ["generate"]).id == waiting.id
+    lifecycle.cancel(store, running.id)
     assert store.get(running.id).status == "canceled"
     assert not store.cancel_requested(waiting.id)
-    assert store.request_cancel(waiting.id).status == "processing"
+    assert lifecycle.cancel(store, waiting.id).status == "processing"
     assert store.cancel_requested(waiting.id)
 
 
@@ -89,28 +90,28 @@ def test_reaper_requeues_once_then_fails_worker_lost(store):
             s.execute(update(Job).where(Job.id == job.id).values(heartbeat_at=utcnow() - timedelta(minutes=5)))
             s.commit()
 
-    store.claim("w1", ["generate"])
+    lifecycle.claim(store, "w1", ["generate"])
     go_stale()
-    assert store.reap(60) == [(job.id, "starting")]
+    assert lifecycle.reap(store, 60) == [(job.id, "starting")]
     assert store.get(job.id).worker_id is None
-    again = store.claim("w2", ["generate"])
+    again = lifecycle.claim(store, "w2", ["generate"])
     assert again.id == job.id and again.attempt == 2
     # The lost worker comes back: it can no longer write progress, heartbeat or a result for the job.
     store.set_progress(job.id, phase="late", step=5, total=10, percent=50.0, worker_id="w1")
     assert store.get(job.id).progress_phase == "claimed"
-    assert not store.heartbeat(job.id, "w1") and not store.transition(job.id, "succeeded", worker_id="w1")
+    assert not store.heartbeat(job.id, "w1") and not lifecycle.move(store, job.id, "succeeded", worker_id="w1")
     go_stale()
-    assert store.reap(60) == [(job.id, "failed")]
+    assert lifecycle.reap(store, 60) == [(job.id, "failed")]
     lost = store.get(job.id)
     assert lost.error_code == "worker_lost" and "stopped responding" in lost.logs
-    assert store.reap(60) == []  # nothing left to reap; a second reaper finds nothing either
+    assert lifecycle.reap(store, 60) == []  # nothing left to reap; a second reaper finds nothing either
 
 
 def test_fresh_heartbeat_is_not_reaped(store):
     job = store.create("generate", {})[0]
-    store.claim("w1", ["generate"])
+    lifecycle.claim(store, "w1", ["generate"])
     assert store.heartbeat(job.id, "w1")
-    assert store.reap(60) == []
+    assert lifecycle.reap(store, 60) == []
     assert not store.heartbeat(job.id, "w2")  # not that worker's job
 
 
@@ -129,7 +130,7 @@ def test_list_cursor_and_queue_positions(store):
     rest, end = store.list(limit=10, cursor=cursor)
     assert [j.id for j in rest] == [j.id for j in reversed(jobs[:3])] and end is None
     assert [store.queue_position(j) for j in jobs] == [1, 2, 3, 4, 5]
-    store.claim("w", ["generate"])
+    lifecycle.claim(store, "w", ["generate"])
     assert store.queue_position(store.get(jobs[1].id)) == 1
 
 
@@ -154,7 +155,7 @@ def test_migrations_are_idempotent_and_the_schema_is_usable(db_url):
 
 def test_migrations_from_several_processes_at_once_on_an_empty_database(db_url):
     """Workers and the API all run `upgrade head` at start; on an empty database they must not collide."""
-    code = "import sys; from ltx2.jobs.store import JobStore; JobStore(sys.argv[1]).migrate()"
+    code = "import sys; from ltx2.store.jobs import JobStore; JobStore(sys.argv[1]).migrate()"
     procs = [subprocess.Popen([sys.executable, "-c", code, db_url], stderr=subprocess.PIPE) for _ in range(4)]
     errors = [p.communicate(timeout=120)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errors
@@ -162,7 +163,7 @@ def test_migrations_from_several_processes_at_once_on_an_empty_database(db_url):
     with store.session() as s:
         assert s.scalar(text("SELECT version_num FROM alembic_version")) == _head_revision()
     job = store.create("generate", {"x": 1})[0]
-    assert store.claim("w", ["generate"]).id == job.id
+    assert lifecycle.claim(store, "w", ["generate"]).id == job.id
     store.close()
 
 
@@ -172,7 +173,7 @@ def _head_revision() -> str:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    import ltx2.jobs.store as store_module
+    import ltx2.store.jobs as store_module
 
     config = Config()
     config.set_main_option("script_location", str(Path(store_module.__file__).parent / "migrations"))
@@ -184,7 +185,7 @@ def test_reapers_on_several_machines_move_each_stale_job_once(db_url):
     store.migrate()
     jobs = [store.create("generate", {"n": i})[0] for i in range(12)]
     for i, _ in enumerate(jobs):
-        store.claim(f"w{i}", ["generate"])
+        lifecycle.claim(store, f"w{i}", ["generate"])
     with store.session() as s:
         s.execute(update(Job).values(heartbeat_at=utcnow() - timedelta(minutes=5)))
         s.commit()
@@ -194,7 +195,7 @@ def test_reapers_on_several_machines_move_each_stale_job_once(db_url):
     def reaper() -> None:
         own = JobStore(db_url)  # like the API's reaper thread on another machine
         start.wait()
-        results.append(own.reap(60))
+        results.append(lifecycle.reap(own, 60))
         own.close()
 
     threads = [threading.Thread(target=reaper) for _ in range(4)]
@@ -231,8 +232,8 @@ def test_idle_worker_wakes_on_a_new_job(db_url):
     (notified, at), = woke
     assert notified and at - created_at < 2.0
     # A notification that arrives while the worker is busy is kept: the next wait returns at once.
-    job = waiter.claim("w", ["generate"])
-    creator.transition(job.id, "starting", worker_id="w")  # requeued (e.g. by a worker shutting down)
+    job = lifecycle.claim(waiter, "w", ["generate"])
+    lifecycle.move(creator, job.id, "starting", worker_id="w")  # requeued (e.g. by a worker shutting down)
     time.sleep(0.2)
     started = time.monotonic()
     assert waiter.wait_for_job(20) is True and time.monotonic() - started < 2.0
@@ -255,7 +256,7 @@ def test_json_timestamps_and_seq_round_trip(db_url):
     assert b.seq > a.seq
     again = store.get(a.id)
     assert again.input == doc and again.webhook_events_filter == ["completed"]
-    claimed = store.claim("w", ["generate"])
+    claimed = lifecycle.claim(store, "w", ["generate"])
     if store.is_postgres:
         assert claimed.started_at.tzinfo is not None and claimed.created_at.tzinfo is not None
         compiled = str(select(Job.seq).with_for_update(skip_locked=True).compile(dialect=store.engine.dialect))
@@ -267,17 +268,17 @@ def test_json_timestamps_and_seq_round_trip(db_url):
 def test_liveness_uses_the_database_clock_on_postgres(pg_cluster, monkeypatch):
     """A worker machine whose clock runs 5 minutes late must not look dead to the API's reaper (PostgreSQL
     stamps heartbeats with the server's clock; SQLite is one machine, so one clock, anyway)."""
-    import ltx2.jobs.store as store_module
+    import ltx2.store.jobs as store_module
 
     store = JobStore(pg_cluster.create_database())
     store.migrate()
     job = store.create("generate", {})[0]
     late = utcnow() - timedelta(minutes=5)
     monkeypatch.setattr(store_module, "utcnow", lambda: late)  # this "machine" is late
-    store.claim("w1", ["generate"])
+    lifecycle.claim(store, "w1", ["generate"])
     assert store.heartbeat(job.id, "w1")
     store.worker_seen("w1", state="busy", job_id=job.id, pid=1)
     monkeypatch.undo()
-    assert store.reap(60) == []
+    assert lifecycle.reap(store, 60) == []
     assert [w.id for w in store.workers(alive_within_s=60)] == ["w1"]
     store.close()

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from ltx2.jobs.models import Worker, utcnow
+from ltx2.store.models import Worker, utcnow
 
 from .api_helpers import api
 

@@ -7,7 +7,7 @@ import hmac
 from fastapi import Request
 
 from ltx2.api.errors import Problem
-from ltx2.jobs.store import JobStore
+from ltx2.store.jobs import JobStore
 from ltx2.settings import Settings
 
 

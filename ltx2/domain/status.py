@@ -21,8 +21,11 @@ class JobStatus(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+    # Hash like the plain string, so "succeeded" and JobStatus.SUCCEEDED find the same dict key.
+    __hash__ = str.__hash__
 
-TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+
+TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 ACTIVE = (JobStatus.STARTING, JobStatus.PROCESSING)
 STATUSES = tuple(s.value for s in JobStatus)  # the names, for filters and messages
 

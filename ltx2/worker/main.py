@@ -16,10 +16,11 @@ import uuid
 
 from loguru import logger
 
-from ltx2.jobs import notify
+from ltx2.store import lifecycle
 from ltx2.domain.status import WorkerState
-from ltx2.jobs.models import CANCELED, FAILED, STARTING, SUCCEEDED
-from ltx2.jobs.store import JobStore
+from ltx2.store.models import CANCELED, FAILED, STARTING, SUCCEEDED
+from ltx2.store.jobs import JobStore
+from ltx2.store.notifier import Notifier
 from ltx2.settings import Settings, get_settings
 
 EXIT_OK = 0
@@ -33,7 +34,7 @@ class Worker:
         self.settings = settings or get_settings()
         name = self.settings.worker_name or socket.gethostname()
         self.id = worker_id or f"{name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.store = JobStore(self.settings.db_url)
+        self.store = JobStore(self.settings.db_url, base_url=self.settings.base_url)
         self.stopping = threading.Event()  # finish the current job, then exit
         self.aborting = threading.Event()  # second signal: requeue the current job now
         self.engine = None
@@ -48,6 +49,8 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         self.store.migrate()
+        # Webhooks of this worker's moves go out from here too, so a machine without an API still sends them.
+        notifier = Notifier(self.store, self.settings).start()
         self.store.worker_seen(self.id, state=WorkerState.STARTING, pid=os.getpid(), device=self.settings.device)
         try:
             from ltx2.cli import load_engine
@@ -57,6 +60,7 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - any failure here means this worker cannot serve
             logger.exception("worker {}: engine setup failed", self.id)
             self.store.worker_seen(self.id, state=WorkerState.FAILED, error=f"{exc.__class__.__name__}: {exc}")
+            notifier.stop(timeout=1)
             return EXIT_SETUP_FAILED
         info = self.engine.model_info
         self.store.worker_seen(self.id, state=WorkerState.READY, device=info["device"], model=info)
@@ -68,7 +72,7 @@ class Worker:
         idle_wait = max(self.settings.poll_s, self.settings.heartbeat_s) if self.store.can_listen \
             else self.settings.poll_s
         while not self.stopping.is_set():
-            job = self.store.claim(self.id, KINDS)
+            job = lifecycle.claim(self.store, self.id, KINDS)
             if job is None:
                 if time.monotonic() - last_seen > self.settings.heartbeat_s:
                     self.store.worker_seen(self.id, state=WorkerState.READY)
@@ -78,6 +82,7 @@ class Worker:
             self.run_job(job)
             last_seen = 0.0
         self.store.worker_seen(self.id, state=WorkerState.STOPPED)
+        notifier.stop(timeout=10)
         self.store.close()
         return EXIT_OK
 
@@ -88,7 +93,6 @@ class Worker:
         store, settings = self.store, self.settings
         logger.info("worker {}: job {} ({}) attempt {}", self.id, job.id, job.kind, job.attempt)
         store.worker_seen(self.id, state=WorkerState.BUSY, job_id=job.id)
-        notify.send(store, settings, job.id, "start")
         self._log(job.id, f"started on worker {self.id} (attempt {job.attempt})")
         lost = threading.Event()
         done = threading.Event()
@@ -124,10 +128,10 @@ class Worker:
             output = runner(self.engine, settings, store, job, on_progress, should_cancel)
         except JobCanceled:
             if self.aborting.is_set():
-                store.transition(job.id, STARTING, worker_id=self.id)
+                lifecycle.move(store, job.id, STARTING, worker_id=self.id)
                 self._log(job.id, "worker shutting down: job requeued")
             elif not lost.is_set():
-                store.transition(job.id, CANCELED, worker_id=self.id)
+                lifecycle.move(store, job.id, CANCELED, worker_id=self.id)
                 self._log(job.id, "canceled")
         except InvalidInputError as exc:
             self._fail(job, "invalid_input", str(exc))
@@ -139,24 +143,19 @@ class Worker:
             store.append_log(job.id, traceback.format_exc(limit=8))
             self._fail(job, "internal_error", f"{exc.__class__.__name__}: {exc}")
         else:
-            if store.transition(job.id, SUCCEEDED, worker_id=self.id, output=output):
-                notify.send(store, settings, job.id, "output")
+            if lifecycle.move(store, job.id, SUCCEEDED, worker_id=self.id, output=output):
                 self._log(job.id, "succeeded")
         finally:
             done.set()
             beat.join()
             store.worker_seen(self.id, state=WorkerState.READY)
-        final = store.get(job.id)
-        if final is not None and final.status in (SUCCEEDED, FAILED, CANCELED):
-            notify.send(store, settings, job.id, "completed")
 
     def _fail(self, job, code: str, message: str) -> None:
-        self.store.transition(job.id, FAILED, worker_id=self.id, error=message, error_code=code)
+        lifecycle.move(self.store, job.id, FAILED, worker_id=self.id, error=message, error_code=code)
         self._log(job.id, f"failed ({code}): {message}")
 
     def _log(self, job_id: str, line: str) -> None:
-        self.store.append_log(job_id, line)
-        notify.send(self.store, self.settings, job_id, "logs")
+        lifecycle.log(self.store, job_id, line)
 
 
 def _free_gpu_cache() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ltx2.domain.errors import InvalidInputError, OutOfMemoryError
 from ltx2.domain.inputs import GenerateInput
-from ltx2.jobs.store import JobStore
+from ltx2.store.jobs import JobStore
 from ltx2.media import sha256_file
 from ltx2.render import ClipSpec, audio_seconds, render
 from ltx2.domain.policy import draft_size, is_script, segment_seconds
@@ -158,7 +158,7 @@ def run_train(engine, settings: Settings, store: JobStore, job, on_progress, sho
     import shutil
 
     from ltx2.domain.inputs import TrainInput, trigger_for
-    from ltx2.jobs.models import Profile, utcnow
+    from ltx2.store.models import Profile, utcnow
     from ltx2.training.lora import train_face_lora
     from ltx2.training.photos import PhotosRejected, validate_photos
 

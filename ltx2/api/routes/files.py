@@ -8,7 +8,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from ltx2.api import deps
 from ltx2.api.errors import Problem
 from ltx2.api.uploads import UploadError, UploadLimits, safe_child, store_upload
-from ltx2.jobs.documents import _iso
+from ltx2.store.documents import _iso
 
 router = APIRouter(tags=["files"])
 downloads = APIRouter(tags=["files"])

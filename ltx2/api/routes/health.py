@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from ltx2.api import deps
 from ltx2.domain.limits import MAX_TEXT_CHARS
 from ltx2.domain.status import WorkerState
-from ltx2.jobs.models import STARTING, STATUSES, TERMINAL, Job, utcnow
-from ltx2.jobs.store import as_utc
+from ltx2.store.models import STARTING, STATUSES, TERMINAL, Job, utcnow
+from ltx2.store.jobs import as_utc
 
 open_router = APIRouter(tags=["operations"])
 router = APIRouter(tags=["operations"])

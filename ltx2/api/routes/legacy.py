@@ -17,10 +17,10 @@ from ltx2.api.errors import Problem
 from ltx2.api.routes.files import upload_limits
 from ltx2.api.routes.predictions import check_input, create_job, remove_outputs
 from ltx2.api.uploads import UploadError, store_image
-from ltx2.jobs import notify
+from ltx2.store import lifecycle
 from ltx2.domain.inputs import GenerateInput
 from ltx2.domain.limits import MAX_SPEED, MIN_SPEED
-from ltx2.jobs.models import CANCELED, FAILED, PROCESSING, STARTING, SUCCEEDED, TERMINAL
+from ltx2.store.models import CANCELED, FAILED, PROCESSING, STARTING, SUCCEEDED, TERMINAL
 from ltx2.settings import Settings
 
 router = APIRouter(tags=["seed API"])
@@ -202,14 +202,12 @@ def master_reset(request: Request, confirm: str = Form("", description=f"Type {R
     # Stop work first: waiting jobs are canceled at once, running ones within a step.
     active, _ = store.list(status=(STARTING, PROCESSING), limit=10_000)
     for job in active:
-        store.request_cancel(job.id)
+        lifecycle.cancel(store, job.id)
     deadline = time.monotonic() + 30
     while store.list(status=(PROCESSING,), limit=1)[0] and time.monotonic() < deadline:
         time.sleep(0.2)
     if store.list(status=(PROCESSING,), limit=1)[0]:
         raise Problem(409, "a job is still running and did not stop within 30 s; nothing was deleted")
-    for job in active:
-        notify.send(store, settings, job.id, "completed")
     store.clear_all()
     # Profile rows went with clear_all(); their photos and LoRA weights go too (faces must not linger).
     removed = sum(_empty_dir(p) for p in (settings.uploads_dir, settings.profiles_dir, settings.temp_dir,

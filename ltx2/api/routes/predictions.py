@@ -17,12 +17,12 @@ from ltx2.api import deps
 from ltx2.api.errors import Problem
 from ltx2.domain import limits as L
 from ltx2.domain.prompts import estimate_speech_seconds, plan_clip
-from ltx2.jobs import notify
-from ltx2.jobs.documents import job_document
+from ltx2.store import lifecycle
+from ltx2.store.documents import job_document
 from ltx2.domain.inputs import GenerateInput
-from ltx2.jobs.models import CANCELED, FAILED, STATUSES, SUCCEEDED, TERMINAL
-from ltx2.jobs.store import IdempotencyConflict, JobStore
-from ltx2.jobs.webhooks import EVENTS, validate_events_filter, validate_webhook_url
+from ltx2.store.models import CANCELED, FAILED, STATUSES, SUCCEEDED, TERMINAL
+from ltx2.store.jobs import IdempotencyConflict, JobStore
+from ltx2.store.webhooks import EVENTS, validate_events_filter, validate_webhook_url
 from ltx2.domain.policy import is_script, segment_seconds
 from ltx2.domain.split import split_script
 from ltx2.settings import Settings
@@ -191,10 +191,8 @@ async def get_prediction(job_id: str, request: Request, prefer: str | None = Hea
 def cancel_prediction(job_id: str, request: Request):
     store, settings = deps.store(request), deps.settings(request)
     job = get_job(store, job_id)
-    if job.status not in TERMINAL:
-        job = store.request_cancel(job_id)
-        if job.status == CANCELED:
-            notify.send(store, settings, job_id, "completed")
+    if job.status not in TERMINAL:  # its `completed` webhook is recorded by the move itself
+        job = lifecycle.cancel(store, job_id)
     return document(store, settings, job)
 
 

@@ -21,12 +21,12 @@ from ltx2.api.routes.files import upload_limits
 from ltx2.api.routes.legacy import SEED_STATUS
 from ltx2.api.routes.predictions import MAX_CURSOR, document, get_job
 from ltx2.api.uploads import UploadError, safe_child, store_image
-from ltx2.jobs import notify
-from ltx2.jobs.documents import _iso
+from ltx2.store import lifecycle
+from ltx2.store.documents import _iso
 from ltx2.domain.inputs import TrainInput
 from ltx2.domain.limits import MAX_PHOTO_BYTES
-from ltx2.jobs.models import TERMINAL
-from ltx2.jobs.store import IdempotencyConflict, JobStore
+from ltx2.store.models import TERMINAL
+from ltx2.store.jobs import IdempotencyConflict, JobStore
 from ltx2.settings import Settings
 
 router = APIRouter(tags=["face profiles"])
@@ -146,10 +146,8 @@ def get_training(job_id: str, request: Request):
 def cancel_training(job_id: str, request: Request):
     store, settings = deps.store(request), deps.settings(request)
     job = _training(store, job_id)
-    if job.status not in TERMINAL:
-        job = store.request_cancel(job_id)
-        if job.status in TERMINAL:
-            notify.send(store, settings, job_id, "completed")
+    if job.status not in TERMINAL:  # its `completed` webhook is recorded by the move itself
+        job = lifecycle.cancel(store, job_id)
     return document(store, settings, job)
 
 

@@ -1,4 +1,4 @@
-"""Tables of the job store. Schema changes go through Alembic (ltx2/jobs/migrations)."""
+"""Tables of the job store. Schema changes go through Alembic (ltx2/store/migrations)."""
 
 from __future__ import annotations
 
@@ -122,3 +122,33 @@ class Worker(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutboxEvent(Base):
+    """A webhook message recorded in the same transaction as the status move that caused it.
+
+    The notifier (ltx2.store.notifier) delivers it; a row stays until delivered or given up, so a process that dies
+    between "status changed" and "message sent" loses nothing: another notifier takes the row once its lease ends.
+    `body` is the job document at the time of the move, so every retry sends the same bytes under the same id.
+    No foreign key: a job deleted (or reset) right after finishing still has its `completed` message sent.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(32), index=True)
+    event: Mapped[str] = mapped_column(String(16))
+    msg_id: Mapped[str] = mapped_column(String(128), unique=True)
+    status_sequence: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+
+    __table_args__ = (
+        # The notifier's scan: messages not yet delivered, oldest first.
+        Index("ix_outbox_pending", "delivered_at", "id"),
+    )

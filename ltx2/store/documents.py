@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ltx2.jobs.models import Job
-from ltx2.jobs.store import as_utc
+from ltx2.store.models import Job
+from ltx2.store.jobs import as_utc
 
 
 def _iso(value) -> str | None:

@@ -1,9 +1,9 @@
-"""Alembic environment: the URL comes from the caller (ltx2.jobs.store.migrate), the schema from models."""
+"""Alembic environment: the URL comes from the caller (ltx2.store.jobs.migrate), the schema from models."""
 
 from alembic import context
 
-from ltx2.jobs.models import Base
-from ltx2.jobs.store import make_engine
+from ltx2.store.models import Base
+from ltx2.store.jobs import make_engine
 
 engine = make_engine(context.config.get_main_option("sqlalchemy.url"))
 try:

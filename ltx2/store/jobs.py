@@ -14,7 +14,6 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,8 +22,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ltx2.domain.status import ALLOWED_MOVES, PHASE_CLAIMED
-from ltx2.jobs.models import (
+from ltx2.store.models import (
     CANCELED,
     FAILED,
     PROCESSING,
@@ -32,6 +30,7 @@ from ltx2.jobs.models import (
     SUCCEEDED,
     TERMINAL,
     Job,
+    OutboxEvent,
     Profile,
     StoredFile,
     WebhookDelivery,
@@ -133,17 +132,25 @@ def migrate(url: str) -> None:
         command.upgrade(config, "head")
 
 
-@dataclass
-class JobView:
-    """A detached snapshot of a job row plus its queue position."""
-
-    job: Job
-    queue_position: int | None
+def append_log_in(session: Session, job_id: str, line: str) -> Job | None:
+    """Append a log line inside the caller's transaction (the lifecycle adds its `logs` message in the same one)."""
+    # FOR UPDATE on PostgreSQL (SQLite serialises writers anyway): concurrent appends never lose a line.
+    job = session.scalar(select(Job).where(Job.id == job_id).with_for_update())
+    if job is None:
+        return None
+    logs = (job.logs or "") + line.rstrip("\n") + "\n"
+    if len(logs) > MAX_LOG_CHARS:  # keep the newest lines; the start is the least useful part
+        logs = "…\n" + logs[-MAX_LOG_CHARS:].split("\n", 1)[-1]
+    job.logs = logs
+    return job
 
 
 class JobStore:
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, base_url: str = ""):
         self.url = url
+        self.base_url = base_url  # webhook bodies are job documents with absolute links
+        # Set after a transaction wrote outbox messages, so this process's notifier sends them at once.
+        self.outbox_written = threading.Event()
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(url)
@@ -312,73 +319,6 @@ class JobStore:
 
     # --- the queue -------------------------------------------------------------------------------------
 
-    def claim(self, worker_id: str, kinds: Iterable[str]) -> Job | None:
-        """Atomically move the oldest highest-priority waiting job of these kinds to processing."""
-        now = utcnow()
-        pick = (
-            select(Job.seq)
-            .where(Job.status == STARTING, Job.kind.in_(list(kinds)))
-            .order_by(Job.priority.desc(), Job.seq.asc())
-            .limit(1)
-        )
-        if self.is_postgres:
-            pick = pick.with_for_update(skip_locked=True)
-        stmt = (
-            update(Job)
-            .where(Job.seq == pick.scalar_subquery(), Job.status == STARTING)
-            .values(
-                status=PROCESSING,
-                worker_id=worker_id,
-                started_at=now,
-                heartbeat_at=self._clock(),
-                attempt=Job.attempt + 1,
-                status_sequence=Job.status_sequence + 1,
-                progress_phase=PHASE_CLAIMED,
-            )
-            .returning(Job)
-            .execution_options(synchronize_session=False)
-        )
-        with self.session() as s:
-            job = s.scalar(stmt)  # the whole claimed row, in the same statement
-            s.commit()
-        return job
-
-    def transition(
-        self,
-        job_id: str,
-        to: str,
-        *,
-        worker_id: str | None = None,
-        output: dict | None = None,
-        error: str | None = None,
-        error_code: str | None = None,
-    ) -> bool:
-        """Guarded status move; False when the job is not in a state that allows it (or not this worker's)."""
-        values: dict = {"status": to, "status_sequence": Job.status_sequence + 1}
-        if to in TERMINAL:
-            values["completed_at"] = utcnow()
-            values["cancel_requested"] = False
-        if to == SUCCEEDED:
-            values.update(progress_percent=100.0, progress_phase="done")
-        if to == STARTING:  # requeued: forget the worker, keep the attempt count
-            values.update(worker_id=None, started_at=None, heartbeat_at=None, progress_phase=None,
-                          progress_step=0, progress_total=0, progress_percent=0.0)
-        if output is not None:
-            values["output"] = output
-        if error is not None:
-            values["error"] = error[:4000]
-        if error_code is not None:
-            values["error_code"] = error_code
-        stmt = update(Job).where(Job.id == job_id, Job.status.in_(ALLOWED_MOVES[to]))
-        if worker_id is not None:
-            stmt = stmt.where(Job.worker_id == worker_id)
-        with self.session() as s:
-            moved = s.execute(stmt.values(**values)).rowcount == 1
-            if moved and to == STARTING:
-                self._notify(s, "requeued")
-            s.commit()
-        return moved
-
     def heartbeat(self, job_id: str, worker_id: str) -> bool:
         """Returns False when the job is no longer this worker's (reaped, canceled, deleted)."""
         with self.session() as s:
@@ -405,28 +345,8 @@ class JobStore:
 
     def append_log(self, job_id: str, line: str) -> None:
         with self.session() as s:
-            # FOR UPDATE on PostgreSQL (SQLite serialises writers anyway): concurrent appends never lose a line.
-            job = s.scalar(select(Job).where(Job.id == job_id).with_for_update())
-            if job is None:
-                return
-            logs = (job.logs or "") + line.rstrip("\n") + "\n"
-            if len(logs) > MAX_LOG_CHARS:  # keep the newest lines; the start is the least useful part
-                logs = "…\n" + logs[-MAX_LOG_CHARS:].split("\n", 1)[-1]
-            job.logs = logs
+            append_log_in(s, job_id, line)
             s.commit()
-
-    def request_cancel(self, job_id: str) -> Job | None:
-        """Waiting jobs are canceled at once; running ones get the flag their worker checks every step."""
-        with self.session() as s:
-            s.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status == STARTING)
-                .values(status=CANCELED, completed_at=utcnow(), status_sequence=Job.status_sequence + 1)
-            )
-            # A running job stays running until its worker has stopped; it then moves itself to canceled.
-            s.execute(update(Job).where(Job.id == job_id, Job.status == PROCESSING).values(cancel_requested=True))
-            s.commit()
-        return self.get(job_id)
 
     def cancel_requested(self, job_id: str) -> bool:
         with self.session() as s:
@@ -438,43 +358,6 @@ class JobStore:
             n = s.execute(delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL))).rowcount
             s.commit()
         return n == 1
-
-    def reap(self, stale_after_s: float, *, max_attempts: int = 2) -> list[tuple[str, str]]:
-        """Jobs whose worker stopped heartbeating: requeued while attempts remain, else failed worker_lost.
-
-        Each move is guarded on the stale heartbeat, so reapers on several machines cannot double-move a job.
-        Returns [(job_id, new_status)].
-        """
-        cutoff = self._clock() - timedelta(seconds=stale_after_s)
-        with self.session() as s:
-            stale = s.execute(
-                select(Job.id, Job.attempt, Job.cancel_requested)
-                .where(Job.status == PROCESSING, Job.heartbeat_at < cutoff)
-            ).all()
-        moved = []
-        for job_id, attempt, cancel in stale:
-            guard = (Job.id == job_id, Job.status == PROCESSING, Job.heartbeat_at < cutoff)
-            if cancel:
-                target, values = CANCELED, {"completed_at": utcnow(), "cancel_requested": False}
-            elif attempt < max_attempts:
-                target, values = STARTING, {"worker_id": None, "started_at": None, "heartbeat_at": None,
-                                            "progress_phase": None, "progress_step": 0, "progress_percent": 0.0}
-            else:
-                target, values = FAILED, {"completed_at": utcnow(), "error_code": "worker_lost",
-                                          "error": "the worker running this job stopped responding"}
-            with self.session() as s:
-                n = s.execute(
-                    update(Job).where(*guard)
-                    .values(status=target, status_sequence=Job.status_sequence + 1, **values)
-                ).rowcount
-                if n == 1 and target == STARTING:
-                    self._notify(s, "requeued")
-                s.commit()
-            if n == 1:
-                note = {STARTING: "requeued", FAILED: "failed (worker_lost)", CANCELED: "canceled"}[target]
-                self.append_log(job_id, f"worker stopped responding: {note}")
-                moved.append((job_id, target))
-        return moved
 
     # --- files -----------------------------------------------------------------------------------------
 
@@ -490,10 +373,6 @@ class JobStore:
     def get_file(self, file_id: str) -> StoredFile | None:
         with self.session() as s:
             return s.get(StoredFile, file_id)
-
-    def list_files(self) -> list[StoredFile]:
-        with self.session() as s:
-            return list(s.scalars(select(StoredFile).order_by(StoredFile.created_at)))
 
     def delete_file(self, file_id: str) -> None:
         with self.session() as s:
@@ -544,11 +423,6 @@ class JobStore:
                                   status_code=status_code, error=error, at=utcnow()))
             s.commit()
 
-    def deliveries(self, job_id: str) -> list[WebhookDelivery]:
-        with self.session() as s:
-            return list(s.scalars(select(WebhookDelivery).where(WebhookDelivery.job_id == job_id)
-                                  .order_by(WebhookDelivery.id)))
-
     def worker_seen(self, worker_id: str, *, state: str, device: str = "", model: dict | None = None,
                     job_id: str | None = None, error: str | None = None, pid: int = 0) -> None:
         with self.session() as s:
@@ -577,6 +451,8 @@ class JobStore:
         """Master reset: every job, file record, delivery and profile (after work was canceled)."""
         with self.session() as s:
             s.execute(delete(WebhookDelivery))
+            # Messages already sent go; the `completed` of jobs the reset just canceled is still delivered.
+            s.execute(delete(OutboxEvent).where(OutboxEvent.delivered_at.is_not(None)))
             s.execute(delete(Job))
             s.execute(delete(StoredFile))
             s.execute(delete(Profile))
