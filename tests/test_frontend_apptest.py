@@ -520,7 +520,7 @@ def test_studio_imports_no_torch(tmp_path):
         for page in {PAGES!r}:
             at.switch_page(page).run()
             assert not at.exception, page
-        heavy = sorted(m for m in sys.modules if m == "torch" or m.startswith(("torch.", "ltx2.api", "ltx2.store",
+        heavy = sorted(m for m in sys.modules if m == "torch" or m.startswith(("torch.", "ltx2.api", "ltx2.services", "ltx2.store",
                                                                                 "ltx2.worker", "ltx_")))
         print("HEAVY", heavy)
     """)

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from ltx2.api import uploads
-from ltx2.api.uploads import (
+from ltx2.services import uploads
+from ltx2.services.uploads import (
     StoredFile,
     UploadError,
     UploadLimits,
@@ -110,9 +110,9 @@ def dest(tmp_path) -> Path:
 
 
 def test_import_stays_torch_free():
-    code = "import sys, ltx2.api.uploads; sys.exit('torch' in sys.modules)"
+    code = "import sys, ltx2.services.uploads; sys.exit('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr or "ltx2.api.uploads imported torch"
+    assert result.returncode == 0, result.stderr or "ltx2.services.uploads imported torch"
 
 
 def test_upload_error_is_a_problem_document():
@@ -244,7 +244,7 @@ def test_decompression_bombs_never_allocate_pixels(tmp_path):
         f"""
         import resource
         from pathlib import Path
-        from ltx2.api.uploads import UploadError, UploadLimits, store_image
+        from ltx2.services.uploads import UploadError, UploadLimits, store_image
         bombs, dest = Path({str(bombs)!r}), Path({str(dest)!r})
         cases = [("huge.png", UploadLimits()), ("huge.png", UploadLimits(max_image_pixels=10**9)),
                  ("big.png", UploadLimits())]

@@ -11,10 +11,10 @@ from loguru import logger
 from ltx2 import __version__
 from ltx2.api import deps, errors
 from ltx2.api.routes import files, health, legacy, predictions, trainings
+from ltx2.settings import Settings, get_settings
 from ltx2.store import lifecycle
 from ltx2.store.jobs import JobStore
 from ltx2.store.notifier import Notifier
-from ltx2.settings import Settings, get_settings
 
 
 def reap_forever(store: JobStore, settings: Settings, stop: threading.Event) -> None:
@@ -69,5 +69,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.downloads, dependencies=protected)
     app.include_router(legacy.router, dependencies=protected)
     app.include_router(trainings.router, dependencies=protected)
-    app.include_router(trainings.seed, dependencies=protected)
+    app.include_router(trainings.seed_router, dependencies=protected)
     return app

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     """Where a job is. `starting` means waiting in the queue (Replicate's word for it), never a running phase."""
 
     STARTING = "starting"
@@ -17,9 +17,6 @@ class JobStatus(str, Enum):
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL
-
-    def __str__(self) -> str:
-        return self.value
 
     # Hash like the plain string, so "succeeded" and JobStatus.SUCCEEDED find the same dict key.
     __hash__ = str.__hash__
@@ -42,7 +39,12 @@ ALLOWED_MOVES: dict[JobStatus, tuple[JobStatus, ...]] = {
 PHASE_CLAIMED = "claimed"
 
 
-class WorkerState(str, Enum):
+# Worker process exit codes, for the supervisor: 0 stopped on request, 3 setup failed (the engine could not be
+# built: restarting will not help); anything else is a crash (restart).
+EXIT_OK, EXIT_SETUP_FAILED = 0, 3
+
+
+class WorkerState(StrEnum):
     STARTING = "starting"  # building the engine
     READY = "ready"
     BUSY = "busy"
@@ -52,6 +54,3 @@ class WorkerState(str, Enum):
     @property
     def is_terminal(self) -> bool:
         return self in (WorkerState.STOPPED, WorkerState.FAILED)
-
-    def __str__(self) -> str:
-        return self.value

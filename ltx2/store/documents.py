@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ltx2.store.models import Job
 from ltx2.store.jobs import as_utc
+from ltx2.store.models import Job
 
 
-def _iso(value) -> str | None:
+def iso(value) -> str | None:
     value = as_utc(value)
     return value.isoformat().replace("+00:00", "Z") if value else None
 
@@ -59,8 +59,8 @@ def job_document(job: Job, base_url: str, queue_position: int | None = None) -> 
         "webhook": job.webhook,
         "webhook_events_filter": job.webhook_events_filter,
         "status_sequence": job.status_sequence,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "completed_at": _iso(job.completed_at),
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "completed_at": iso(job.completed_at),
         "urls": {"get": get, "cancel": f"{get}/cancel", "stream": f"{get}/stream"},
     }

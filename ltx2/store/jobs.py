@@ -14,7 +14,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import create_engine, delete, event, func, or_, select, text, update
@@ -23,11 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ltx2.store.models import (
-    CANCELED,
-    FAILED,
     PROCESSING,
     STARTING,
-    SUCCEEDED,
     TERMINAL,
     Job,
     OutboxEvent,
@@ -58,7 +55,7 @@ def new_id() -> str:
 def as_utc(value: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes even for timezone-aware columns.
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 
@@ -316,6 +313,22 @@ class JobStore:
         with self.session() as s:
             rows = s.execute(select(Job.status, func.count()).group_by(Job.status)).all()
         return {status: int(n) for status, n in rows}
+
+    def finished_seconds(self) -> dict[str, float]:
+        """Seconds finished jobs spent running, by final status (every final status present)."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Job.status, Job.started_at, Job.completed_at)
+                .where(Job.status.in_(TERMINAL), Job.started_at.is_not(None))
+            ).all()
+        totals = {str(status): 0.0 for status in TERMINAL}
+        for status, started, completed in rows:
+            totals[status] += (as_utc(completed) - as_utc(started)).total_seconds()
+        return totals
+
+    def finished_count(self) -> int:
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Job).where(Job.status.in_(TERMINAL))) or 0)
 
     # --- the queue -------------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Union
+from typing import IO
 
 import av
 import numpy as np
@@ -78,7 +78,7 @@ _ACCEPTED_TEXT = (
     f"or a voice recording ({', '.join(ACCEPTED_AUDIO_FORMATS)})."
 )
 
-Source = Union[bytes, bytearray, memoryview, IO[bytes]]
+Source = bytes | bytearray | memoryview | IO[bytes]
 
 
 class UploadError(ValueError):
@@ -248,8 +248,8 @@ def _flatten_to_rgb(img: Image.Image) -> Image.Image:
             dst = ImageCms.createProfile("sRGB")
             base = img.convert("RGB") if img.mode == "RGBA" else img
             return ImageCms.profileToProfile(base, src, dst, outputMode="RGB")
-        except Exception:
-            pass  # a broken or mismatched profile: fall back to the raw values
+        except Exception:  # noqa: BLE001 - a broken or mismatched profile: fall back to the raw values
+            pass
     return img.convert("RGB")
 
 
@@ -308,7 +308,7 @@ def _open_audio(path: Path):
     """Open ``path`` with a whitelisted FFmpeg demuxer; None when it is not one."""
     try:
         return av.open(str(path), container_options=_AV_OPEN_OPTIONS)
-    except Exception:
+    except Exception:  # noqa: BLE001 - see below
         # Unknown, non-whitelisted or unparseable containers are all "not a
         # supported recording" from the client's point of view.
         return None
