@@ -125,12 +125,18 @@ def render(
     on_progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
 ) -> RenderResult:
-    from ltx2.media import encode_mp4, thumbnail_from_mp4
-
     request = plan_request(spec, settings)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    with engine.exclusive(f"the clip at {request.width}x{request.height}"):
+        return _generate_and_encode(engine, spec, request, out_path, settings, started, on_progress, should_cancel)
+
+
+def _generate_and_encode(engine, spec, request, out_path: Path, settings, started: float, on_progress,
+                         should_cancel) -> RenderResult:
+    from ltx2.media import encode_mp4, thumbnail_from_mp4
+
     result = engine.generate(request, on_progress=on_progress, should_cancel=should_cancel)
     model = "tiny" if result.tiny else engine.model_info["family"]
     metadata = {

@@ -6,7 +6,6 @@ could not be built: missing weights, no GPU) is not, and /health-check reports S
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import subprocess
 import sys
@@ -15,17 +14,9 @@ import time
 
 from loguru import logger
 
+from ltx2.domain.net import is_loopback
+from ltx2.domain.status import EXIT_SETUP_FAILED
 from ltx2.settings import Settings
-from ltx2.worker.main import EXIT_SETUP_FAILED
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(settings: Settings) -> None:

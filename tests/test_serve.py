@@ -7,12 +7,14 @@ import sys
 
 import pytest
 
-from ltx2.serve import check_bind, is_loopback
+from ltx2.domain.net import is_loopback
+from ltx2.serve import check_bind
 from ltx2.settings import Settings
 
 
-@pytest.mark.parametrize("host, loop", [("127.0.0.1", True), ("localhost", True), ("::1", True),
-                                        ("0.0.0.0", False), ("192.168.1.5", False), ("example.org", False)])
+@pytest.mark.parametrize("host, loop", [("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True),
+                                        ("0.0.0.0", False), ("192.168.1.5", False), ("example.org", False),
+                                        ("", False)])
 def test_loopback_detection(host, loop):
     assert is_loopback(host) is loop
 
@@ -22,6 +24,9 @@ def test_public_bind_without_key_is_refused():
         check_bind(Settings(host="0.0.0.0"))
     check_bind(Settings(host="0.0.0.0", api_keys=["secret"]))
     check_bind(Settings(host="127.0.0.1"))
+    # Bug: the server's copy took "" for loopback, but an empty host means every interface.
+    with pytest.raises(SystemExit, match="without an API key"):
+        check_bind(Settings(host=""))
 
 
 def test_cli_serve_refuses_before_starting_anything(tmp_path):

@@ -10,6 +10,7 @@ The pipelines are built once; per job only their ledgers are swapped for views w
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -32,10 +33,10 @@ from ltx_pipelines.utils.args import ImageConditioningInput
 from ltx_pipelines.utils.constants import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, detect_params
 from safetensors import safe_open
 
-from ltx2.engine import progress
-from ltx2.engine.device import apply_cpu_shims, resolve_device
 from ltx2.domain.errors import InvalidInputError, OutOfMemoryError
 from ltx2.domain.limits import side_problem
+from ltx2.engine import progress
+from ltx2.engine.device import apply_cpu_shims, resolve_device
 from ltx2.engine.ledger import ResidentLedger
 
 Mode = Literal["distilled", "two-stage"]
@@ -177,8 +178,24 @@ class Engine:
         self._a2vid = A2VidPipelineTwoStage(
             checkpoint_path=str(weights.checkpoint), distilled_lora=list(self.distilled_lora), **common
         )
-        self._lock = threading.Lock()
+        # Reentrant: a caller holding exclusive() (a render decoding its frames, a training) may call generate.
+        self._lock = threading.RLock()
         self.model_info = self._model_info()
+
+    @contextlib.contextmanager
+    def exclusive(self, what: str = "this job") -> Iterator[None]:
+        """Sole use of the resident model for the block, with the GPU running out of memory turned into a typed
+        OutOfMemoryError (and the allocator's cache freed). Generation, the lazy VAE decode that an encode drives
+        afterwards, and training all run inside it, so none of them sees the model half-adapted or mid-use."""
+        with self._lock:
+            try:
+                yield
+            except torch.OutOfMemoryError as exc:
+                gc.collect()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                raise OutOfMemoryError(f"the GPU ran out of memory during {what}: try a smaller size or fewer "
+                                       "frames") from exc
 
     def _model_info(self) -> dict:
         with safe_open(str(self.weights.checkpoint), framework="pt") as f:
@@ -257,14 +274,13 @@ class Engine:
         if request.lora is not None:
             loras = (LoraPathStrengthAndSDOps(str(request.lora), request.lora_strength, LTXV_LORA_COMFY_RENAMING_MAP),)
         tracker = progress.StepTracker(self.steps_plan(request), on_progress, should_cancel)
-        with self._lock, progress.tracking(tracker), torch.inference_mode():
+        what = f"generation at {request.width}x{request.height}x{request.num_frames}"
+        with self.exclusive(what), progress.tracking(tracker), torch.inference_mode():
             start = time.perf_counter()
             tracker.check_cancel()
-            try:
-                video, audio, name = self._run(request, loras)
-            except torch.OutOfMemoryError as exc:
-                raise OutOfMemoryError(f"the GPU ran out of memory at {request.width}x{request.height}x"
-                                       f"{request.num_frames}: try a smaller size or fewer frames") from exc
+            video, audio, name = self._run(request, loras)
+        # The frames decode lazily while the caller encodes: it holds exclusive() around generate and encode so
+        # the decode is covered by the same lock and out-of-memory handling.
         return GenerationResult(
             video=_inference_iter(video),
             audio=audio,

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ltx2.domain.errors import InvalidInputError, JobCanceled
-from ltx2.domain.prompts import EmptyTextError, estimate_speech_seconds
-from ltx2.render import ClipSpec, audio_seconds, plan_request
 from ltx2.domain.policy import draft_size
+from ltx2.domain.prompts import EmptyTextError, estimate_speech_seconds
 from ltx2.domain.split import ScriptTooLongError, split_script
+from ltx2.render import ClipSpec, audio_seconds, plan_request
 
 if TYPE_CHECKING:
     from ltx2.engine.pipelines import Engine
@@ -190,9 +190,9 @@ def render_script(
     should_cancel: CancelCheck | None = None,
 ) -> ScriptResult:
     """Generate every segment not already in `folder` (matching its manifest), then stitch and caption."""
+    from ltx2.domain import captions as cap
     from ltx2.engine.progress import Progress
     from ltx2.media import thumbnail_from_mp4
-    from ltx2.domain import captions as cap
     from ltx2.script.stitch import SegmentFiles, stitch, write_segment
 
     fps = spec.clip.fps or settings.default_fps
@@ -230,16 +230,18 @@ def render_script(
                 on_progress(Progress(f"segment {_i + 1}/{n} {p.phase}", p.step, p.total, _base + p.overall_step,
                                      total), {"segment": _i + 1, "segments": n})
 
-        result = engine.generate(request, on_progress=segment_progress, should_cancel=should_cancel)
-        waveform = result.audio.waveform.float().cpu().numpy()
-        sample_rate = sample_rate or result.audio.sampling_rate
-        if result.audio.sampling_rate != sample_rate:
-            raise InvalidInputError("segments came back at different audio sample rates")
-        pipeline = result.pipeline
-        # Own voice: exactly the recording's piece (cuts are on the frame grid), so no audio plays twice.
-        keep = round(seg.seconds * fps) if seg.seconds is not None else None
-        seg.frames = write_segment(SegmentFiles(folder, index), result.video, waveform, sample_rate, request.fps,
-                                   drop_first=previous is not None, max_frames=keep)
+        # Generation and the lazy decode that writing the segment drives hold the engine together.
+        with engine.exclusive(f"segment {index + 1} at {request.width}x{request.height}"):
+            result = engine.generate(request, on_progress=segment_progress, should_cancel=should_cancel)
+            waveform = result.audio.waveform.float().cpu().numpy()
+            sample_rate = sample_rate or result.audio.sampling_rate
+            if result.audio.sampling_rate != sample_rate:
+                raise InvalidInputError("segments came back at different audio sample rates")
+            pipeline = result.pipeline
+            # Own voice: exactly the recording's piece (cuts are on the frame grid), so no audio plays twice.
+            keep = round(seg.seconds * fps) if seg.seconds is not None else None
+            seg.frames = write_segment(SegmentFiles(folder, index), result.video, waveform, sample_rate,
+                                       request.fps, drop_first=previous is not None, max_frames=keep)
         entries[index] = {"index": index, "key": seg.key(), "frames": seg.frames, "text": seg.text,
                           "seed": seg.seed, "take": seg.take, "audio_start": seg.audio_start, "seconds": seg.seconds}
         _write_manifest(folder, {"fps": fps, "sample_rate": sample_rate, "pipeline": pipeline,

@@ -161,9 +161,8 @@ def train_face_lora(
     best = best_photo(list(photos))
     held_out = _held_out_index(len(photos), best) if validation else None
     train_idx = [i for i in range(len(photos)) if i != held_out]
-    # Generation takes the same lock: the transformer is never half-adapted while a clip renders.
-    lock = getattr(engine, "_lock", None) or contextlib.nullcontext()
-    with lock:
+    # Generation takes the same exclusive use: the transformer is never half-adapted while a clip renders.
+    with engine.exclusive("training"):
         ledger = engine.ledger.with_loras(())  # un-fuses any profile LoRA: train on the base weights
         model = ledger.transformer().velocity_model
         targets = _target_names(model)

@@ -16,15 +16,13 @@ import uuid
 
 from loguru import logger
 
-from ltx2.store import lifecycle
-from ltx2.domain.status import WorkerState
-from ltx2.store.models import CANCELED, FAILED, STARTING, SUCCEEDED
-from ltx2.store.jobs import JobStore
-from ltx2.store.notifier import Notifier
+from ltx2.domain.status import EXIT_OK, EXIT_SETUP_FAILED, WorkerState
 from ltx2.settings import Settings, get_settings
+from ltx2.store import lifecycle
+from ltx2.store.jobs import JobStore
+from ltx2.store.models import CANCELED, FAILED, STARTING, SUCCEEDED
+from ltx2.store.notifier import Notifier
 
-EXIT_OK = 0
-EXIT_SETUP_FAILED = 3
 KINDS = ("generate", "train")
 PROGRESS_INTERVAL_S = 0.5  # at most ~2 progress writes a second
 
@@ -53,7 +51,7 @@ class Worker:
         notifier = Notifier(self.store, self.settings).start()
         self.store.worker_seen(self.id, state=WorkerState.STARTING, pid=os.getpid(), device=self.settings.device)
         try:
-            from ltx2.cli import load_engine
+            from ltx2.engine.factory import load_engine
 
             self.engine = load_engine(self.settings)
             seconds = self.engine.warm_up()
@@ -135,9 +133,8 @@ class Worker:
                 self._log(job.id, "canceled")
         except InvalidInputError as exc:
             self._fail(job, "invalid_input", str(exc))
-        except OutOfMemoryError as exc:
+        except OutOfMemoryError as exc:  # the engine freed its cache already
             self._fail(job, "out_of_memory", str(exc))
-            _free_gpu_cache()
         except Exception as exc:  # noqa: BLE001 - one job's crash must not take the worker down
             logger.exception("worker {}: job {} crashed", self.id, job.id)
             store.append_log(job.id, traceback.format_exc(limit=8))
@@ -156,13 +153,6 @@ class Worker:
 
     def _log(self, job_id: str, line: str) -> None:
         lifecycle.log(self.store, job_id, line)
-
-
-def _free_gpu_cache() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def main() -> int:

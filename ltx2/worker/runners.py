@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ltx2.domain.errors import InvalidInputError, OutOfMemoryError
+from ltx2.domain.errors import InvalidInputError
 from ltx2.domain.inputs import GenerateInput
-from ltx2.store.jobs import JobStore
+from ltx2.domain.policy import draft_size, is_script, segment_seconds
 from ltx2.media import sha256_file
 from ltx2.render import ClipSpec, audio_seconds, render
-from ltx2.domain.policy import draft_size, is_script, segment_seconds
 from ltx2.script.render import (
     PlannedSegment,
     ScriptSpec,
@@ -21,6 +20,7 @@ from ltx2.script.render import (
     segment_seed,
 )
 from ltx2.settings import Settings
+from ltx2.store.jobs import JobStore
 
 
 def _file_path(store: JobStore, settings: Settings, file_id: str | None) -> Path | None:
@@ -34,8 +34,6 @@ def _file_path(store: JobStore, settings: Settings, file_id: str | None) -> Path
 
 
 def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, should_cancel) -> dict:
-    import torch
-
     inp = GenerateInput.model_validate(job.input)
     image = _file_path(store, settings, inp.image)
     lora = trigger = None
@@ -69,16 +67,12 @@ def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, 
     )
     out = settings.outputs_dir / f"{job.id}.mp4"
     recording = audio_seconds(audio) if audio is not None else None
-    try:
-        if is_script(inp, settings, recording):
-            return _run_script(engine, settings, store, job, inp, spec, out, on_progress, should_cancel)
-        if inp.draft:
-            spec.width, spec.height = draft_size(inp.width, inp.height)
-            spec.mode = "distilled"
-        result = render(engine, spec, out, settings, on_progress=on_progress, should_cancel=should_cancel)
-    except torch.OutOfMemoryError as exc:  # raised while the VAE decodes inside the encode
-        raise OutOfMemoryError(f"the GPU ran out of memory decoding {inp.width}x{inp.height}: try smaller") from exc
-    return _output(result)
+    if is_script(inp, settings, recording):
+        return _run_script(engine, settings, store, job, inp, spec, out, on_progress, should_cancel)
+    if inp.draft:
+        spec.width, spec.height = draft_size(inp.width, inp.height)
+        spec.mode = "distilled"
+    return _output(render(engine, spec, out, settings, on_progress=on_progress, should_cancel=should_cancel))
 
 
 def _output(result, **extra) -> dict:

@@ -1,4 +1,4 @@
-"""`avatar` command line: generate, models (tiny/download/verify), doctor."""
+"""`avatar generate` and `avatar train`: one clip, a script or a face profile, in this process (no server)."""
 
 from __future__ import annotations
 
@@ -6,43 +6,9 @@ from pathlib import Path
 
 import typer
 
+from ltx2.cli.common import TINY_BANNER, app, fail
 from ltx2.domain import limits as L
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Avatar Generator: talking-avatar videos on LTX-2.")
-models_app = typer.Typer(no_args_is_help=True, help="Model weights: tiny checkpoint, real downloads, verification.")
-app.add_typer(models_app, name="models")
-
-PROJECT_FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
-TINY_BANNER = (
-    "TINY CHECKPOINT: no real LTX-2 weights are configured (AVATAR_CHECKPOINT is unset), so the tiny, randomly "
-    "initialised test checkpoint is used. The real pipeline runs, but the picture and sound are noise. "
-    "Run `avatar models download` on a GPU host for real videos."
-)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
-
-
-def load_engine(settings):
-    """Resolve the weights (building the tiny set on first use) and build the resident engine."""
-    from ltx2.engine.pipelines import Engine, EngineWeights
-    from ltx2.weights import resolved_weights
-
-    weights = resolved_weights(settings)
-    return Engine(
-        EngineWeights(
-            checkpoint=weights.checkpoint,
-            gemma_root=weights.gemma_root,
-            spatial_upsampler=weights.spatial_upsampler,
-            distilled_lora=weights.distilled_lora,
-            tiny=weights.tiny,
-        ),
-        device=settings.device,
-        quantization=settings.quantization,
-        lora_strength=settings.distilled_lora_strength,
-    )
+from ltx2.engine.factory import load_engine
 
 
 @app.command()
@@ -82,25 +48,25 @@ def generate(
 
     settings = get_settings()
     if (text is None) == (script_file is None):
-        _fail("give the words with exactly one of --text or --script-file")
+        fail("give the words with exactly one of --text or --script-file")
     if script_file is not None:
         try:
             text = script_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            _fail(f"cannot read the script {script_file}: {exc}")
+            fail(f"cannot read the script {script_file}: {exc}")
     formats = [f.strip().lower() for f in captions.split(",") if f.strip()]
     if any(f not in ("srt", "vtt") for f in formats):
-        _fail(f"--captions takes srt, vtt or srt,vtt, not {captions!r}")
+        fail(f"--captions takes srt, vtt or srt,vtt, not {captions!r}")
     if not L.MIN_CROSSFADE_S <= crossfade <= L.MAX_CROSSFADE_S or (
         segment_seconds is not None and not L.MIN_SEGMENT_SECONDS <= segment_seconds <= L.MAX_SEGMENT_SECONDS
     ):
-        _fail(f"--crossfade must lie in {L.MIN_CROSSFADE_S:g}–{L.MAX_CROSSFADE_S:g} s and --segment-seconds in "
+        fail(f"--crossfade must lie in {L.MIN_CROSSFADE_S:g}–{L.MAX_CROSSFADE_S:g} s and --segment-seconds in "
               f"{L.MIN_SEGMENT_SECONDS:g}–{L.MAX_SEGMENT_SECONDS:g} s")
     for label, path in (("image", image), ("audio", audio), ("LoRA", lora)):
         if path is not None and not path.is_file():
-            _fail(f"{label} file not found: {path}")
+            fail(f"{label} file not found: {path}")
     if mode not in ("distilled", "two-stage"):
-        _fail(f"unknown mode {mode!r}: use distilled or two-stage")
+        fail(f"unknown mode {mode!r}: use distilled or two-stage")
     spec = ClipSpec(
         text=text,
         image=image,
@@ -121,16 +87,16 @@ def generate(
     )
     script = bool(script_file or formats or burn_captions or crossfade or draft)
     if not script and seconds is None:
-        from ltx2.render import audio_seconds
         from ltx2.domain.policy import longer_than_a_clip
+        from ltx2.render import audio_seconds
 
         try:
             recording = audio_seconds(audio) if audio is not None else None
         except InvalidInputError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         script = longer_than_a_clip(text, settings, segment_seconds=segment_seconds, audio_seconds=recording)
     if script and seconds is not None:
-        _fail("--seconds sets one clip's length; a script is timed by its text or recording")
+        fail("--seconds sets one clip's length; a script is timed by its text or recording")
     if script:
         _generate_script(spec, text, out, settings, formats, burn_captions, crossfade, segment_seconds, draft)
         return
@@ -150,9 +116,9 @@ def generate(
 
             result = render(engine, spec, out, settings, on_progress=on_progress)
     except (InvalidInputError, WeightsError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except EngineError as exc:
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
     label = " [TINY CHECKPOINT: noise, not a real video]" if result.metadata["tiny_checkpoint"] else ""
     typer.echo(f"wrote {result.video} ({result.metadata['num_frames']} frames, "
                f"{result.metadata['width']}x{result.metadata['height']}, speed {speed:g}){label}")
@@ -190,9 +156,9 @@ def _generate_script(spec, text, out: Path, settings, formats, burn, crossfade, 
 
             result = render_script(engine, script, segments, folder, out, settings, on_progress=on_progress)
     except (InvalidInputError, WeightsError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except EngineError as exc:
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     meta = result.metadata
@@ -202,159 +168,6 @@ def _generate_script(spec, text, out: Path, settings, formats, burn, crossfade, 
     for fmt, path in result.captions.items():
         typer.echo(f"captions ({fmt}) {path}")
     typer.echo(f"thumbnail {result.thumbnail}  metadata {result.metadata_path}")
-
-
-@models_app.command("tiny")
-def models_tiny(
-    directory: Path | None = typer.Option(None, "--dir", help="Default: <models_dir>/tiny"),
-    rebuild: bool = typer.Option(False, "--rebuild", help="Build again even if present."),
-) -> None:
-    """Build the tiny deterministic test checkpoint (done automatically on first use)."""
-    from ltx2.engine.tiny import build_tiny, ensure_tiny, tree_digest
-    from ltx2.settings import get_settings
-
-    root = directory or get_settings().tiny_dir
-    paths = build_tiny(root) if rebuild else ensure_tiny(root)
-    typer.echo(f"tiny checkpoint set in {paths.root} (digest {tree_digest(paths.root)[:16]})")
-
-
-@models_app.command("download")
-def models_download(
-    role: list[str] = typer.Option(None, "--role", help="Only these roles (default: all)."),
-) -> None:
-    """Download the real LTX-2 19B distilled FP8 weights, upsampler, distilled LoRA and Gemma 3 12B."""
-    from ltx2.settings import get_settings
-    from ltx2.weights import WeightsDownloadError, download
-
-    try:
-        paths = download(get_settings(), roles=role or None)
-    except (WeightsDownloadError, ValueError) as exc:
-        _fail(str(exc))
-    for path in paths:
-        typer.echo(f"ok {path}")
-    typer.echo("Point the server at them: see `avatar doctor` and README (AVATAR_CHECKPOINT…).")
-
-
-@models_app.command("verify")
-def models_verify() -> None:
-    """Check that the configured weights are present, complete and readable."""
-    from ltx2.settings import get_settings
-    from ltx2.weights import verify
-
-    results = verify(get_settings())
-    for r in results:
-        typer.echo(f"{'ok  ' if r.ok else 'FAIL'} {r.role:<18} {r.path}  {r.reason}")
-    if not all(r.ok for r in results):
-        raise typer.Exit(1)
-
-
-@app.command()
-def doctor() -> None:
-    """Check GPU, disk, weights and codecs."""
-    from ltx2.doctor import exit_status, format_checks, run_doctor
-    from ltx2.settings import get_settings
-
-    checks = run_doctor(get_settings())
-    typer.echo(format_checks(checks))
-    raise typer.Exit(exit_status(checks))
-
-
-def _settings_with(**overrides):
-    from ltx2.settings import Settings, get_settings
-
-    base = get_settings()
-    values = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**{**base.model_dump(), **values}) if values else base
-
-
-@app.command()
-def api(
-    host: str | None = typer.Option(None, "--host", help="Default 127.0.0.1 (AVATAR_HOST)."),
-    port: int | None = typer.Option(None, "--port", help="Default 8000 (AVATAR_PORT)."),
-) -> None:
-    """Run the HTTP API alone (workers run elsewhere: `avatar worker`)."""
-    import uvicorn
-
-    from ltx2.api.app import create_app
-    from ltx2.serve import check_bind
-
-    settings = _settings_with(host=host, port=port)
-    check_bind(settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
-
-
-@app.command()
-def worker() -> None:
-    """Run one worker: builds the engine once, then claims jobs from the store."""
-    from ltx2.worker.main import main as worker_main
-
-    raise typer.Exit(worker_main())
-
-
-@app.command()
-def serve(
-    host: str | None = typer.Option(None, "--host"),
-    port: int | None = typer.Option(None, "--port"),
-    workers: int | None = typer.Option(None, "--workers", help="Worker processes (one per GPU)."),
-    no_ui: bool = typer.Option(False, "--no-ui", help="Do not start the Streamlit studio."),
-) -> None:
-    """The API, supervised worker process(es) and, when present, the studio — what launch_ltx2.sh runs."""
-    import signal
-    import sys
-
-    import uvicorn
-
-    from ltx2.api.app import create_app
-    from ltx2.serve import Supervisor, check_bind
-
-    settings = _settings_with(host=host, port=port, workers=workers)
-    check_bind(settings)
-    if settings.uses_tiny:
-        typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
-    # Workers read the same settings from the environment.
-    env = {"AVATAR_HOST": settings.host, "AVATAR_PORT": str(settings.port)}
-    studio = None
-    if not no_ui and (PROJECT_FRONTEND / "app.py").exists():
-        from frontend.launcher import Studio
-
-        # Same listen address as the API (loopback unless told otherwise), talking to this API.
-        studio = Studio.for_api(api_host=settings.host, api_port=settings.port, ui_port=settings.ui_port,
-                                api_keys=settings.api_keys, max_upload_mb=settings.max_upload_mb)
-    elif not no_ui:
-        typer.echo("(frontend/app.py is missing; serving the API only)")
-    supervisor = Supervisor(settings, settings.workers, env=env)
-    # uvicorn restores the previous SIGTERM handler after its graceful shutdown and re-raises the signal; with
-    # the default handler the process would die before the workers are stopped, leaving them orphaned.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    supervisor.start()
-    if studio is not None:
-        studio.start()
-        typer.echo(f"Studio:   {studio.url}")
-    try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
-    finally:
-        if studio is not None:
-            studio.stop()
-        supervisor.shutdown()
-
-
-
-@app.command()
-def pull(
-    server: str = typer.Option(..., "--server", help="e.g. http://127.0.0.1:8000 (through your SSH tunnel)"),
-    dest: Path = typer.Option(..., "--dest", help="Folder to download into."),
-    key: str | None = typer.Option(None, "--key", envvar="AVATAR_API_KEY", help="API key, if the server needs one."),
-) -> None:
-    """Download every finished video (+ thumbnail and metadata) not already in DEST; resumable, sha256-checked."""
-    from ltx2.pull import PullError, pull_all
-
-    try:
-        report = pull_all(server, dest, key=key, echo=typer.echo)
-    except PullError as exc:
-        _fail(str(exc), code=1)
-    typer.echo(f"{report.downloaded} downloaded, {report.present} already present, {report.failed} failed")
-    if report.failed:
-        raise typer.Exit(1)
 
 
 @app.command()
@@ -377,11 +190,11 @@ def train(
     settings = get_settings()
     missing = [p for p in photos if not p.is_file()]
     if missing:
-        _fail(f"photo not found: {missing[0]}")
+        fail(f"photo not found: {missing[0]}")
     try:
         checked = validate_photos([(p.name, p) for p in photos])
     except PhotosRejected as exc:
-        _fail(str(exc))
+        fail(str(exc))
     from ltx2.training.lora import train_face_lora
 
     out = out or settings.models_dir / "profiles" / f"{name}.safetensors"
@@ -403,13 +216,9 @@ def train(
                                      rank=rank, alpha=float(rank), learning_rate=learning_rate,
                                      on_progress=on_progress)
         except EngineError as exc:
-            _fail(str(exc), code=1)
+            fail(str(exc), code=1)
     typer.echo(f"wrote {result.lora_path}: loss {result.first_loss_mean:.4f} → {result.final_loss:.4f}"
                + (f", validation {result.validation_loss:.4f}" if result.validation_loss is not None else "")
                + f" in {result.seconds:.1f}s; trigger word {trigger_for(name)!r}")
     typer.echo(f"use it: avatar generate --lora {result.lora_path} --text '…' --image "
                f"{photos[result.best_photo]}")
-
-
-if __name__ == "__main__":  # pragma: no cover - `python -m ltx2.cli`
-    app()
