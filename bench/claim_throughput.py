@@ -33,9 +33,9 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import delete, select  # noqa: E402
 
-from ltx2.store.models import SUCCEEDED, Job, WebhookDelivery  # noqa: E402
 from ltx2.store import lifecycle  # noqa: E402
 from ltx2.store.jobs import JobStore  # noqa: E402
+from ltx2.store.models import SUCCEEDED, Job, WebhookDelivery  # noqa: E402
 
 KIND = "bench-empty"
 BACKENDS = ("sqlite", "postgresql")

@@ -116,6 +116,17 @@ class Limits(_Open):
     max_segments: int
     max_text_chars: int
     max_upload_mb: int
+    min_speed: float
+    max_speed: float
+    min_side: int
+    max_side: int
+    side_multiple: int
+    min_segment_seconds: float
+    max_segment_seconds: float
+    max_crossfade_s: float
+    min_photos: int
+    max_photos: int
+    max_photo_mb: int
 
 
 class Queue(_Open):

@@ -132,7 +132,7 @@ def _generate_script(spec, text, out: Path, settings, formats, burn, crossfade, 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ltx2.domain.errors import EngineError, InvalidInputError
-    from ltx2.script.render import ScriptSpec, plan_script, render_script
+    from ltx2.render.script import ScriptSpec, plan_script, render_script
     from ltx2.weights import WeightsError
 
     script = ScriptSpec(clip=spec, text=text, segment_seconds=segment_seconds or settings.segment_seconds,

@@ -11,6 +11,7 @@ import textwrap
 from dataclasses import dataclass
 
 from ltx2.domain.split import SENTENCE_SPLIT
+
 LINE_CHARS = 42  # the usual broadcast subtitle line length
 MAX_CUE_CHARS = 2 * LINE_CHARS
 

@@ -127,7 +127,7 @@ def frames_for_seconds(seconds: float, fps: float) -> int:
     return steps * FRAME_MULTIPLE + 1
 
 
-def _tidy_fragment(text: str | None) -> str:
+def tidy_fragment(text: str | None) -> str:
     """Whitespace-collapsed, double-quote-free text for the descriptive parts of the prompt."""
     if not text:
         return ""
@@ -172,7 +172,7 @@ def _short_reference(description: str) -> str:
 
 
 def _voice_phrase(voice: str | None) -> str:
-    voice = _tidy_fragment(voice).rstrip(".")
+    voice = tidy_fragment(voice).rstrip(".")
     if not voice:
         return ""
     if voice.split(" ", 1)[0].lower() not in _DETERMINERS:
@@ -211,9 +211,9 @@ def build_prompt(
     if line[-1].isalnum():
         line += "."  # LTX-2 ends speech more cleanly on a finished sentence
 
-    description = _tidy_fragment(avatar_description).rstrip(".")
-    trigger = _tidy_fragment(trigger_token)
-    framing = _tidy_fragment(framing) or DEFAULT_FRAMING
+    description = tidy_fragment(avatar_description).rstrip(".")
+    trigger = tidy_fragment(trigger_token)
+    framing = tidy_fragment(framing) or DEFAULT_FRAMING
 
     if description:
         subject = _with_article(description)
@@ -238,7 +238,7 @@ def build_prompt(
         "The camera stays still at eye level with a shallow depth of field.",
     ]
     if style:
-        parts.append(_sentence(_tidy_fragment(style)))
+        parts.append(_sentence(tidy_fragment(style)))
     parts.append("The audio is clear, close-miked speech in a quiet room, with no music.")
     return " ".join(p for p in parts if p)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import av
 import av.filter
@@ -320,7 +321,7 @@ def encode_mp4(
         if container is not None:
             try:
                 container.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - cleanup after a failed encode: the first error is the one to report
                 pass
         tmp.unlink(missing_ok=True)
         close = getattr(chunks, "close", None)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from ltx2.domain import limits as L
 from ltx2.domain.limits import MAX_TEXT_CHARS
 from ltx2.domain.status import STATUSES, JobStatus, WorkerState
 from ltx2.settings import Settings
@@ -79,6 +80,18 @@ def limits(settings: Settings) -> dict:
         "max_segments": settings.max_segments,
         "max_text_chars": MAX_TEXT_CHARS,
         "max_upload_mb": settings.max_upload_mb,
+        # The fixed bounds (ltx2.domain.limits), so a client never copies them.
+        "min_speed": L.MIN_SPEED,
+        "max_speed": L.MAX_SPEED,
+        "min_side": L.MIN_SIDE,
+        "max_side": L.MAX_SIDE,
+        "side_multiple": L.SIDE_MULTIPLE,
+        "min_segment_seconds": L.MIN_SEGMENT_SECONDS,
+        "max_segment_seconds": L.MAX_SEGMENT_SECONDS,
+        "max_crossfade_s": L.MAX_CROSSFADE_S,
+        "min_photos": L.MIN_PHOTOS,
+        "max_photos": L.MAX_PHOTOS,
+        "max_photo_mb": L.MAX_PHOTO_BYTES // 2**20,
     }
 
 

@@ -36,6 +36,8 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ltx2.domain.digest import sha256_file
+
 __all__ = [
     "UploadError",
     "UploadLimits",
@@ -196,15 +198,6 @@ def _prepare_dir(dest_dir: Path | str) -> Path:
     return dest
 
 
-def _sha256_file(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
-
 
 # --------------------------------------------------------------------------- images
 
@@ -293,7 +286,7 @@ def _finish_image(img: Image.Image, dest_dir: Path, limits: UploadLimits) -> Sto
             clean.save(out, format="PNG")
             out.flush()
             os.fsync(out.fileno())
-        sha, size = _sha256_file(part)
+        sha, size = sha256_file(part), part.stat().st_size
         os.replace(part, final)
     except BaseException:
         part.unlink(missing_ok=True)

@@ -26,12 +26,12 @@ from ltx2.store.models import (
     PROCESSING,
     STARTING,
     TERMINAL,
+    FileRecord,
     Job,
     OutboxEvent,
     Profile,
-    StoredFile,
     WebhookDelivery,
-    Worker,
+    WorkerRecord,
     utcnow,
 )
 
@@ -375,21 +375,21 @@ class JobStore:
     # --- files -----------------------------------------------------------------------------------------
 
     def add_file(self, *, kind: str, content_type: str, path: str, sha256: str, size: int,
-                 original_name: str | None = None, meta: dict | None = None) -> StoredFile:
-        record = StoredFile(id=new_id(), kind=kind, content_type=content_type, path=path, sha256=sha256,
+                 original_name: str | None = None, meta: dict | None = None) -> FileRecord:
+        record = FileRecord(id=new_id(), kind=kind, content_type=content_type, path=path, sha256=sha256,
                             size=size, original_name=original_name, meta=meta or {}, created_at=utcnow())
         with self.session() as s:
             s.add(record)
             s.commit()
         return record
 
-    def get_file(self, file_id: str) -> StoredFile | None:
+    def get_file(self, file_id: str) -> FileRecord | None:
         with self.session() as s:
-            return s.get(StoredFile, file_id)
+            return s.get(FileRecord, file_id)
 
     def delete_file(self, file_id: str) -> None:
         with self.session() as s:
-            s.execute(delete(StoredFile).where(StoredFile.id == file_id))
+            s.execute(delete(FileRecord).where(FileRecord.id == file_id))
             s.commit()
 
     # --- face profiles ---------------------------------------------------------------------------------
@@ -439,9 +439,9 @@ class JobStore:
     def worker_seen(self, worker_id: str, *, state: str, device: str = "", model: dict | None = None,
                     job_id: str | None = None, error: str | None = None, pid: int = 0) -> None:
         with self.session() as s:
-            row = s.get(Worker, worker_id)
+            row = s.get(WorkerRecord, worker_id)
             if row is None:
-                row = Worker(id=worker_id, host=socket.gethostname(), pid=pid, device=device, model=model or {},
+                row = WorkerRecord(id=worker_id, host=socket.gethostname(), pid=pid, device=device, model=model or {},
                              state=state, started_at=utcnow())
                 s.add(row)
             row.state, row.job_id, row.error, row.heartbeat_at = state, job_id, error, self._clock()
@@ -453,10 +453,10 @@ class JobStore:
                 row.pid = pid
             s.commit()
 
-    def workers(self, *, alive_within_s: float | None = None) -> list[Worker]:
-        query = select(Worker).order_by(Worker.started_at)
+    def workers(self, *, alive_within_s: float | None = None) -> list[WorkerRecord]:
+        query = select(WorkerRecord).order_by(WorkerRecord.started_at)
         if alive_within_s is not None:
-            query = query.where(Worker.heartbeat_at >= self._clock() - timedelta(seconds=alive_within_s))
+            query = query.where(WorkerRecord.heartbeat_at >= self._clock() - timedelta(seconds=alive_within_s))
         with self.session() as s:
             return list(s.scalars(query))
 
@@ -467,7 +467,7 @@ class JobStore:
             # Messages already sent go; the `completed` of jobs the reset just canceled is still delivered.
             s.execute(delete(OutboxEvent).where(OutboxEvent.delivered_at.is_not(None)))
             s.execute(delete(Job))
-            s.execute(delete(StoredFile))
+            s.execute(delete(FileRecord))
             s.execute(delete(Profile))
             s.commit()
 

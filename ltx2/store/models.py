@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -11,7 +11,7 @@ from ltx2.domain.status import STATUSES, JobStatus  # noqa: F401 - STATUSES: re-
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -63,7 +63,9 @@ class Job(Base):
     )
 
 
-class StoredFile(Base):
+class FileRecord(Base):
+    """An upload's row (its bytes: ltx2.services.uploads.StoredFile)."""
+
     __tablename__ = "files"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -109,7 +111,9 @@ class Profile(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class Worker(Base):
+class WorkerRecord(Base):
+    """What a worker process (ltx2.worker.main.Worker) last reported about itself."""
+
     __tablename__ = "workers"
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)

@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 
 from ltx2.domain.errors import EngineError, InvalidInputError, JobCanceled
-from ltx2.domain.prompts import DEFAULT_FRAMING, _tidy_fragment
+from ltx2.domain.prompts import DEFAULT_FRAMING, tidy_fragment
 from ltx2.training.photos import CROP_MARGIN, FacePhoto, best_photo, face_crop
 
 # Video self-attention (attn1) and text cross-attention (attn2) of every block: self-attention shapes
@@ -136,7 +136,7 @@ def train_face_lora(
     `captions` are templates with a `{trigger}` field (default CAPTIONS); each is text-encoded once.
     """
     out_path = Path(out_path)
-    token = _tidy_fragment(trigger)
+    token = tidy_fragment(trigger)
     if not token:
         raise InvalidInputError("the trigger word is empty")
     if not photos:

@@ -10,7 +10,7 @@ from ltx2.domain.inputs import GenerateInput
 from ltx2.domain.policy import draft_size, is_script, segment_seconds
 from ltx2.media import sha256_file
 from ltx2.render import ClipSpec, audio_seconds, render
-from ltx2.script.render import (
+from ltx2.render.script import (
     PlannedSegment,
     ScriptSpec,
     link_segments,

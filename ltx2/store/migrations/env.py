@@ -2,8 +2,8 @@
 
 from alembic import context
 
-from ltx2.store.models import Base
 from ltx2.store.jobs import make_engine
+from ltx2.store.models import Base
 
 engine = make_engine(context.config.get_main_option("sqlalchemy.url"))
 try:

@@ -28,13 +28,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ltx2.media import probe
+from ltx2.settings import PROJECT_ROOT
 from ltx2.store.documents import job_document
 from ltx2.store.jobs import JobStore
 from ltx2.store.webhooks import verify
-from ltx2.media import probe
-from ltx2.settings import PROJECT_ROOT
-
-from .live_server import LiveServer, free_port
+from tests.live_server import LiveServer, free_port
 
 WORKFLOWS = PROJECT_ROOT / "n8n" / "workflows"
 INSTALL = PROJECT_ROOT / "scripts" / "install_n8n.sh"
@@ -63,7 +62,9 @@ def run_bounded(cmd: list[str], *, env: dict, timeout: float, cwd: Path | None =
     except subprocess.TimeoutExpired:
         _kill_group(proc.pid)
         out, err = proc.communicate()
-        raise AssertionError(f"{' '.join(cmd[:3])} did not finish within {timeout} s\n{out[-4000:]}\n{err[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd[:3])} did not finish within {timeout} s\n{out[-4000:]}\n{err[-4000:]}"
+        ) from None
     finally:
         _kill_group(proc.pid)  # n8n's task runner is a child process
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)

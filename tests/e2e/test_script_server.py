@@ -12,9 +12,8 @@ import pytest
 
 from ltx2.media import probe
 from ltx2.script.stitch import SegmentFiles, read_frames
-
-from .api_helpers import assert_problem
-from .live_server import LiveServer
+from tests.api_helpers import assert_problem
+from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.slow
 SCRIPT = ("Hello and welcome to the studio. Today we make a video from a script. "

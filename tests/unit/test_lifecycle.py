@@ -16,17 +16,14 @@ from ltx2.store.models import Job, OutboxEvent, WebhookDelivery, utcnow
 from ltx2.store.notifier import Notifier
 from ltx2.store.webhooks import verify
 from tests.api_helpers import api
-from tests.conftest import DB_BACKENDS
 from tests.receiver import Receiver
 
 HOOK = "http://127.0.0.1:9/hook"  # never contacted by the tests that do not run a notifier
 
 
-@pytest.fixture(params=DB_BACKENDS)
-def store(request, tmp_path):
-    from tests.conftest import _new_database
-
-    s = JobStore(_new_database(request, tmp_path), base_url="http://testserver")
+@pytest.fixture
+def store(db_url):
+    s = JobStore(db_url, base_url="http://testserver")
     s.migrate()
     yield s
     s.close()

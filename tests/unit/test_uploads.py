@@ -28,10 +28,9 @@ from ltx2.services.uploads import (
     store_image,
     store_upload,
 )
+from tests.conftest import write_tone
 
-from .conftest import write_tone
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- helpers

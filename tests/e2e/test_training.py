@@ -14,8 +14,8 @@ from PIL import Image, ImageEnhance, ImageOps
 from safetensors import safe_open
 
 from ltx2.domain.errors import InvalidInputError, JobCanceled
-from ltx2.engine.pipelines import GenerationRequest
 from ltx2.domain.prompts import build_prompt
+from ltx2.engine.pipelines import GenerationRequest
 from ltx2.training.lora import ADAPTER, TrainProgress, _inject, lora_state_dict, train_face_lora
 from ltx2.training.photos import PhotosRejected, best_photo, validate_photos
 

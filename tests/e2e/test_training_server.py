@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
-from .live_server import LiveServer
+from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,7 @@ from ltx2.domain.prompts import plan_clip
 from ltx2.media import decode_frames, probe
 from ltx2.render import ClipSpec, render
 from ltx2.settings import PROJECT_ROOT, Settings
-
-from .conftest import write_tone
+from tests.conftest import write_tone
 
 
 @pytest.fixture(scope="module")

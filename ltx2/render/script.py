@@ -18,14 +18,13 @@ from ltx2.domain.errors import InvalidInputError, JobCanceled
 from ltx2.domain.policy import draft_size
 from ltx2.domain.prompts import EmptyTextError, estimate_speech_seconds
 from ltx2.domain.split import ScriptTooLongError, split_script
-from ltx2.render import ClipSpec, audio_seconds, plan_request
+from ltx2.render.clip import ClipSpec, audio_seconds, plan_request
 
 if TYPE_CHECKING:
     from ltx2.engine.pipelines import Engine
     from ltx2.engine.progress import CancelCheck
     from ltx2.settings import Settings
 
-CAPTION_FORMATS = ("srt", "vtt")
 MANIFEST = "manifest.json"
 
 

@@ -11,7 +11,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def bench():
-    path = Path(__file__).resolve().parents[1] / "bench" / "claim_throughput.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "claim_throughput.py"
     spec = importlib.util.spec_from_file_location("claim_throughput_bench", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module

@@ -13,7 +13,7 @@ ROUTES = ("GET /v1/predictions/{id}", "GET /status/{id}", "GET /v1/predictions?l
 
 @pytest.fixture(scope="module")
 def bench():
-    path = Path(__file__).resolve().parents[1] / "bench" / "api_load.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "api_load.py"
     spec = importlib.util.spec_from_file_location("api_load_bench", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules

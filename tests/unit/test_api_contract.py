@@ -22,8 +22,7 @@ from fastapi.testclient import TestClient
 
 from ltx2.api.app import create_app
 from ltx2.settings import PROJECT_ROOT
-
-from .api_helpers import (
+from tests.api_helpers import (
     PROBLEM,
     NothingWritten,
     api,
@@ -904,6 +903,11 @@ def test_limits_tell_clients_how_this_server_plans(served):
     limits = client.get("/v1/limits").json()
     assert limits["max_script_seconds"] == 300 and limits["max_seconds"] == settings.max_seconds
     assert limits["segment_seconds"] == settings.segment_seconds and limits["max_text_chars"] == 5000
+    # The fixed bounds come from the one limits module, and the server enforces what it publishes.
+    assert (limits["min_speed"], limits["max_speed"], limits["max_side"], limits["side_multiple"]) == (0.5, 2.0, 2048, 64)
+    over = {"text": OK_TEXT, "speed": limits["max_speed"] + 0.1, "width": limits["max_side"] + limits["side_multiple"]}
+    body = assert_problem(client.post("/v1/predictions", json={"input": over}), 422)
+    assert {tuple(e["loc"][-1:]) for e in body["errors"]} == {("speed",), ("width",)}
 
 
 def test_clip_seconds_follow_the_configured_max_seconds(tmp_path):

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from ltx2.store.jobs import JobStore
 from ltx2.settings import PROJECT_ROOT
-
-from .live_server import LiveServer
+from ltx2.store.jobs import JobStore
+from tests.live_server import LiveServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 QUICK = {"width": 64, "height": 64, "seconds": 0.4}

@@ -15,7 +15,7 @@ SMALL = ["--tiny", "--device", "cpu", "--sizes", "64x64x9", "--repeat", "1"]
 
 @pytest.fixture(scope="module")
 def bench():
-    path = Path(__file__).resolve().parents[1] / "bench" / "gpu_fullsize.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "gpu_fullsize.py"
     spec = importlib.util.spec_from_file_location("gpu_fullsize_bench", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules

@@ -8,10 +8,10 @@ import re
 import numpy as np
 import pytest
 
-from ltx2.domain.prompts import EmptyTextError, estimate_speech_seconds
-from ltx2.media import probe
 from ltx2.domain.captions import build_cues, to_srt, to_vtt
+from ltx2.domain.prompts import EmptyTextError, estimate_speech_seconds
 from ltx2.domain.split import ScriptTooLongError, split_script
+from ltx2.media import probe
 from ltx2.script.stitch import SegmentFiles, read_frames, stitch, timeline, write_segment
 from ltx2.script.voice import cut_points
 

@@ -185,4 +185,4 @@ def test_negative_prompt_targets_talking_head_failures():
 
 def test_module_does_not_import_torch():
     code = "import sys, ltx2.domain.prompts; assert 'torch' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

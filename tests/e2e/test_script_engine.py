@@ -13,7 +13,7 @@ import pytest
 from ltx2.domain.errors import JobCanceled
 from ltx2.media import probe
 from ltx2.render import ClipSpec
-from ltx2.script.render import ScriptSpec, plan_script, render_script
+from ltx2.render.script import ScriptSpec, plan_script, render_script
 from ltx2.script.stitch import SegmentFiles, read_frames
 from ltx2.settings import Settings
 

@@ -14,8 +14,8 @@ import pytest
 
 from ltx2.store.webhooks import (
     EVENTS,
-    DeliveryAttempt,
     Deliverer,
+    DeliveryAttempt,
     backoff_delay,
     generate_secret,
     new_message_id,

@@ -9,12 +9,11 @@ import torch
 from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
 from ltx_pipelines.utils.model_ledger import ModelLedger
 
-from ltx2.domain.errors import InvalidInputError, JobCanceled
+from ltx2.domain.errors import InvalidInputError, JobCanceled, OutOfMemoryError
 from ltx2.engine.ledger import LoraMismatchError, ResidentLedger
 from ltx2.engine.pipelines import GenerationRequest
 from ltx2.engine.tiny import build_tiny, tree_digest
-
-from .conftest import write_tone
+from tests.conftest import write_tone
 
 SMALL = dict(width=64, height=64, num_frames=9, fps=24.0)
 
@@ -193,3 +192,27 @@ def test_non_image_and_missing_files_are_refused(engine, tmp_path):
         run(engine, audio=tmp_path / "missing.wav")
     with pytest.raises(InvalidInputError):
         run(engine, audio=text)
+
+
+def test_exclusive_use_turns_out_of_memory_into_the_typed_error_and_lets_go(engine):
+    # A CUDA out-of-memory can happen in generation, in the lazy VAE decode an encode drives, or in training;
+    # each runs inside exclusive(), which turns it into the error callers know (the worker's out_of_memory
+    # code, one line from `avatar generate`) and releases the engine for the next job.
+    import threading
+
+    with pytest.raises(OutOfMemoryError, match="during decoding 64x64"):
+        with engine.exclusive("decoding 64x64"):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    taken = threading.Event()
+
+    def other_job():
+        with engine.exclusive():
+            taken.set()
+
+    thread = threading.Thread(target=other_job)
+    with engine.exclusive():  # reentrant for its holder; another thread waits for it
+        with engine.exclusive():
+            thread.start()
+            assert not taken.wait(0.3)
+    thread.join(5)
+    assert taken.is_set()

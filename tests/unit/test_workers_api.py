@@ -6,14 +6,13 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from ltx2.store.models import Worker, utcnow
-
-from .api_helpers import api
+from ltx2.store.models import WorkerRecord, utcnow
+from tests.api_helpers import api
 
 
 def _age(store, worker_id: str, **delta) -> None:
     with store.session() as s:
-        s.execute(update(Worker).where(Worker.id == worker_id).values(heartbeat_at=utcnow() - timedelta(**delta)))
+        s.execute(update(WorkerRecord).where(WorkerRecord.id == worker_id).values(heartbeat_at=utcnow() - timedelta(**delta)))
         s.commit()
 
 

@@ -14,9 +14,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text, update
 
-from ltx2.store.models import Job, utcnow
 from ltx2.store import lifecycle
 from ltx2.store.jobs import IdempotencyConflict, JobStore
+from ltx2.store.models import Job, utcnow
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from frontend.launcher import Studio
 from tests.conftest import write_tone
 from tests.live_server import LiveServer, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "frontend" / "app.py"
 PAGES = ["views/create.py", "views/jobs.py", "views/gallery.py", "views/profiles.py", "views/workspace.py",
          "views/server.py"]

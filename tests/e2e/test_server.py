@@ -14,11 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ltx2.store.webhooks import verify
 from ltx2.media import probe
-
-from .live_server import LiveServer
-from .pg import server_env
+from ltx2.store.webhooks import verify
+from tests.live_server import LiveServer
+from tests.pg import server_env
 
 pytestmark = pytest.mark.slow
 QUICK = {"width": 64, "height": 64, "seconds": 0.4}
