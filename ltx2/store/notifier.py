@@ -6,7 +6,6 @@ import os
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from loguru import logger
@@ -52,7 +51,7 @@ class Notifier:
     def __init__(self, store: JobStore, settings: Settings, *, poll_s: float = 1.0, threads: int = 4):
         self.store, self.settings, self.poll_s = store, settings, poll_s
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="webhook")
+        self.threads = threads  # deliveries at once; a slow receiver holds one, not the others
         self._in_flight: set[int] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -72,7 +71,6 @@ class Notifier:
         deadline = time.monotonic() + timeout
         while self._in_flight and time.monotonic() < deadline:
             time.sleep(0.05)
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -98,6 +96,8 @@ class Notifier:
         taken = 0
         for row_id in ids:
             with self._lock:
+                if len(self._in_flight) >= self.threads:
+                    break  # the rest waits for the next pass
                 if row_id in self._in_flight:
                     continue
             row = self._take(row_id)
@@ -105,7 +105,10 @@ class Notifier:
                 continue
             with self._lock:
                 self._in_flight.add(row_id)
-            self._pool.submit(self._deliver, row)
+            # Daemon threads: exiting never waits on a slow receiver; an unfinished message is sent again by
+            # whichever notifier finds its lease run out.
+            threading.Thread(target=self._deliver, args=(row,), name=f"webhook-{row.job_id}-{row.event}",
+                             daemon=True).start()
             taken += 1
         return taken
 
@@ -144,3 +147,4 @@ class Notifier:
         finally:
             with self._lock:
                 self._in_flight.discard(row.id)
+            self.store.outbox_written.set()  # a slot is free: look for messages left waiting

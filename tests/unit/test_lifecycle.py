@@ -179,3 +179,20 @@ def test_both_cancel_routes_record_one_completed_message(tmp_path, receiver, kin
         lifecycle.move(store, finished.id, "succeeded", worker_id="w", output={})
         assert client.post(f"/v1/{path}/{finished.id}/cancel").json()["status"] == "succeeded"
         assert len(outbox(store, finished.id, "completed")) == 1
+
+
+def test_a_busy_notifier_sends_the_rest_once_a_delivery_finishes(store, receiver, tmp_path):
+    settings = Settings(outputs_dir=tmp_path / "out", webhook_secret="plain-secret")
+    receiver.stall_s = 0.3  # a slow receiver: two deliveries at a time, six messages
+    jobs = [store.create("generate", {"n": i}, webhook=receiver.url)[0] for i in range(6)]
+    for job in jobs:
+        lifecycle.cancel(store, job.id)
+    notifier = Notifier(store, settings, poll_s=30, threads=2).start()  # no polling help: wake-ups only
+    try:
+        deadline = time.monotonic() + 20
+        while len(receiver.requests) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        notifier.stop()
+    assert sorted(r["headers"]["webhook-id"] for r in receiver.requests) == sorted(
+        f"msg_{job.id}_completed_1" for job in jobs)
