@@ -28,7 +28,7 @@ fi
 if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   export AVATAR_TEST_POSTGRES=required
 fi
-# n8n 2.8.4 for tests/test_n8n.py (the shipped workflows run in a real n8n): installed into .cache/n8n once
+# n8n 2.8.4 for tests/e2e/test_n8n.py (the shipped workflows run in a real n8n): installed into .cache/n8n once
 # (5-8 minutes, ~2.3 GB; later runs return at once). AVATAR_SKIP_N8N=1 skips the install, and then those tests
 # skip with a loud reason instead of failing.
 if [ "${AVATAR_SKIP_N8N:-}" != "1" ]; then
