@@ -406,7 +406,7 @@ async def sample_rss(pid: int | None, samples: list[int], stop: asyncio.Event, e
         try:
             await asyncio.wait_for(stop.wait(), every)
             return
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
 

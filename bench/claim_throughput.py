@@ -33,8 +33,9 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import delete, select  # noqa: E402
 
-from ltx2.jobs.models import SUCCEEDED, Job, WebhookDelivery  # noqa: E402
-from ltx2.jobs.store import JobStore  # noqa: E402
+from ltx2.store import lifecycle  # noqa: E402
+from ltx2.store.jobs import JobStore  # noqa: E402
+from ltx2.store.models import SUCCEEDED, Job, WebhookDelivery  # noqa: E402
 
 KIND = "bench-empty"
 BACKENDS = ("sqlite", "postgresql")
@@ -62,8 +63,8 @@ def _claimer(url: str, name: str, start, results) -> None:
     store = JobStore(url)
     done = 0
     start.wait()
-    while (job := store.claim(name, [KIND])) is not None:
-        if not store.transition(job.id, SUCCEEDED, worker_id=name, output={}):
+    while (job := lifecycle.claim(store, name, [KIND])) is not None:
+        if not lifecycle.move(store, job.id, SUCCEEDED, worker_id=name, output={}):
             raise RuntimeError(f"{name} could not complete its own job {job.id}")
         done += 1
     results.put((name, done, time.monotonic()))

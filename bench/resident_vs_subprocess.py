@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Resident: import, build and warm once, then every job in the same process.
     start = time.perf_counter()
-    from ltx2.cli import load_engine
+    from ltx2.engine.factory import load_engine
     from ltx2.render import ClipSpec, render
     from ltx2.settings import get_settings
 

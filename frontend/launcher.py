@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from frontend import config
+from ltx2.domain.restart import FIRST_DELAY_S, restart_delay
 
 APP = Path(__file__).resolve().parent / "app.py"
 
@@ -62,7 +63,7 @@ class Studio:
         return env
 
     def _watch(self) -> None:
-        delay = 1.0
+        delay = FIRST_DELAY_S
         while not self._stop.is_set():
             started = time.monotonic()
             with self._lock:
@@ -73,8 +74,7 @@ class Studio:
             if self._stop.is_set():
                 return
             self.restarts += 1
-            # Same policy as the workers: quick restart after a long run, backing off while it keeps dying.
-            delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
+            delay = restart_delay(delay, time.monotonic() - started)  # the workers' policy
             print(f"studio exited with {code}; restarting in {delay:.0f}s", file=sys.stderr, flush=True)
             self._stop.wait(delay)
 

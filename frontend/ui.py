@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import streamlit as st
 
@@ -171,7 +171,7 @@ def when(iso: str | None) -> str:
         then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except ValueError:
         return iso
-    ago = (datetime.now(timezone.utc) - then).total_seconds()
+    ago = (datetime.now(UTC) - then).total_seconds()
     if ago < 60:
         return "just now"
     if ago < 3600:

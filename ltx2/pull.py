@@ -7,12 +7,13 @@ sha256 the server recorded (for the video), and only then renamed into place.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from ltx2.domain.digest import sha256_file
 
 
 class PullError(RuntimeError):
@@ -24,14 +25,6 @@ class PullReport:
     downloaded: int = 0
     present: int = 0
     failed: int = 0
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _finished(client: httpx.Client) -> Iterator[dict]:
@@ -63,7 +56,7 @@ def _fetch(client: httpx.Client, url: str, target: Path, sha256: str | None) -> 
                     f.write(chunk)
         else:
             raise PullError(f"GET {url}: HTTP {response.status_code}")
-    if sha256 and _sha256(part) != sha256:
+    if sha256 and sha256_file(part) != sha256:
         part.unlink()
         raise PullError(f"{target.name}: sha256 mismatch, the partial download was discarded (run again)")
     part.replace(target)
@@ -85,7 +78,7 @@ def pull_all(server: str, dest: Path, *, key: str | None = None, echo: Callable[
                         continue
                     target = dest / name
                     checksum = out.get("sha256") if field == "video" else None
-                    if target.exists() and (checksum is None or _sha256(target) == checksum):
+                    if target.exists() and (checksum is None or sha256_file(target) == checksum):
                         report.present += 1
                         continue
                     try:

@@ -6,7 +6,6 @@ could not be built: missing weights, no GPU) is not, and /health-check reports S
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import subprocess
 import sys
@@ -15,17 +14,10 @@ import time
 
 from loguru import logger
 
+from ltx2.domain.net import is_loopback
+from ltx2.domain.restart import FIRST_DELAY_S, restart_delay
+from ltx2.domain.status import EXIT_SETUP_FAILED
 from ltx2.settings import Settings
-from ltx2.worker.main import EXIT_SETUP_FAILED
-
-
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(settings: Settings) -> None:
@@ -54,7 +46,7 @@ class Supervisor:
         return env
 
     def _watch(self, slot: int) -> None:
-        delay = 1.0
+        delay = FIRST_DELAY_S
         while not self.stop.is_set():
             started = time.monotonic()
             proc = subprocess.Popen([sys.executable, "-m", "ltx2.cli", "worker"], env=self._env(slot))
@@ -66,7 +58,7 @@ class Supervisor:
                 logger.error("worker {} could not set up its engine (exit {}); not restarting it", slot, code)
                 return
             self.restarts[slot] += 1
-            delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
+            delay = restart_delay(delay, time.monotonic() - started)
             logger.warning("worker {} exited with {}; restarting in {:.0f}s", slot, code, delay)
             self.stop.wait(delay)
 

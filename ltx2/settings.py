@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ltx2.domain.limits import DEFAULT_MAX_SECONDS, MAX_SEGMENT_SECONDS, MIN_SEGMENT_SECONDS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -40,14 +42,14 @@ class Settings(BaseSettings):
 
     # Generation defaults.
     default_fps: float = 24.0
-    max_seconds: float = Field(default=20.0, gt=0)
+    max_seconds: float = Field(default=DEFAULT_MAX_SECONDS, gt=0)
     words_per_minute: float = Field(default=150.0, gt=0)
     two_stage_steps: int = Field(default=40, ge=1)
     # x264 preset of the final MP4 encode (quality is set by crf 18 either way; slower presets only shrink files).
     encode_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = "veryfast"
     # Long scripts: each segment is at most segment_seconds of speech (one clip; under max_seconds so the
     # continuity frame still fits); a script may run to max_script_seconds of speech in max_segments clips.
-    segment_seconds: float = Field(default=15.0, ge=2.0, le=19.0)
+    segment_seconds: float = Field(default=15.0, ge=MIN_SEGMENT_SECONDS, le=MAX_SEGMENT_SECONDS)
     max_script_seconds: float = Field(default=600.0, gt=0)
     max_segments: int = Field(default=40, ge=1)
 

@@ -7,7 +7,6 @@ No torch at import time: the CLI lists, checks and downloads weights without loa
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
+from ltx2.domain.digest import sha256_file
 from ltx2.settings import Settings
 
 DEFAULT_LTX_REPO = "Lightricks/LTX-2"
@@ -179,14 +179,6 @@ def _check_roles(roles: Iterable[str] | None) -> list[str]:
 # ------------------------------------------------------------------------------------------- verify
 
 
-def _sha256(path: Path, chunk: int = 8 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_safetensors_metadata(path: Path) -> dict[str, str]:
     """The metadata dict of a safetensors file; raises if its header is unreadable or the file truncated."""
     from safetensors import safe_open
@@ -225,7 +217,7 @@ def verify_file(
             json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             return VerifyResult(path, role, False, f"invalid JSON ({_one_line(exc)})", actual)
-    if sha256 and check_hash and _sha256(path).lower() != sha256.lower():
+    if sha256 and check_hash and sha256_file(path, 8 << 20).lower() != sha256.lower():
         return VerifyResult(path, role, False, "sha256 mismatch (corrupt or a different version)", actual)
     return VerifyResult(path, role, True, "ok", actual)
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: set-up (idempotent), the tiny checkpoint, then pytest.
-# Extra arguments go to pytest (e.g. ./scripts/run_tests.sh -k engine).
+# Extra arguments go to one pytest run instead (e.g. ./scripts/run_tests.sh tests/e2e -k engine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup_env.sh test
@@ -28,11 +28,19 @@ fi
 if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   export AVATAR_TEST_POSTGRES=required
 fi
-# n8n 2.8.4 for tests/test_n8n.py (the shipped workflows run in a real n8n): installed into .cache/n8n once
+# n8n 2.8.4 for tests/e2e/test_n8n.py (the shipped workflows run in a real n8n): installed into .cache/n8n once
 # (5-8 minutes, ~2.3 GB; later runs return at once). AVATAR_SKIP_N8N=1 skips the install, and then those tests
 # skip with a loud reason instead of failing.
 if [ "${AVATAR_SKIP_N8N:-}" != "1" ]; then
   ./scripts/install_n8n.sh >/dev/null
 fi
+# The habits: lint (ruff) and the import contracts between the rooms (import-linter, see pyproject.toml).
+.venv/bin/ruff check .
+.venv/bin/lint-imports
 # pytest's own exit status is kept: 5 (no tests collected) fails this script like any other failure.
+if [ "$#" -eq 0 ]; then
+  # tests/unit must pass with torch made unimportable (tests/no_torch.py), then the end-to-end suite runs.
+  .venv/bin/python -m pytest -p tests.no_torch tests/unit
+  exec .venv/bin/python -m pytest tests/e2e
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -7,13 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ltx2.engine.tiny import TinyPaths, ensure_tiny
 from ltx2.settings import PROJECT_ROOT
 
 
 @pytest.fixture(scope="session")
-def tiny() -> TinyPaths:
+def tiny():
     """The project's tiny checkpoint set (built once; later runs only check its stamp)."""
+    # Imported here, not at the top: tests that need no model must run where torch is not importable.
+    from ltx2.engine.tiny import ensure_tiny
+
     return ensure_tiny(PROJECT_ROOT / "models" / "tiny")
 
 

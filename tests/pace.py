@@ -52,7 +52,7 @@ def _measure(jobs: int = 3) -> float:
     import tempfile
     from pathlib import Path
 
-    from ltx2.cli import load_engine
+    from ltx2.engine.factory import load_engine
     from ltx2.render import ClipSpec, render
     from ltx2.settings import get_settings
 

@@ -8,10 +8,11 @@ import streamlit as st
 
 from frontend import ui
 from frontend.client import ApiError, Upload
+from ltx2.domain.policy import draft_size
+
 # Pure Python (no torch): the same estimate and the same split the server plans with.
-from ltx2.engine.prompts import estimate_speech_seconds, plan_clip
-from ltx2.script.policy import draft_size
-from ltx2.script.split import split_script
+from ltx2.domain.prompts import estimate_speech_seconds, plan_clip
+from ltx2.domain.split import split_script
 
 MODES = {
     "photo": "Reference photo",

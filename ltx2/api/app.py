@@ -11,10 +11,10 @@ from loguru import logger
 from ltx2 import __version__
 from ltx2.api import deps, errors
 from ltx2.api.routes import files, health, legacy, predictions, trainings
-from ltx2.jobs import notify
-from ltx2.jobs.models import CANCELED, FAILED
-from ltx2.jobs.store import JobStore
 from ltx2.settings import Settings, get_settings
+from ltx2.store import lifecycle
+from ltx2.store.jobs import JobStore
+from ltx2.store.notifier import Notifier
 
 
 def reap_forever(store: JobStore, settings: Settings, stop: threading.Event) -> None:
@@ -22,17 +22,15 @@ def reap_forever(store: JobStore, settings: Settings, stop: threading.Event) -> 
     interval = max(0.5, min(5.0, settings.stale_after_s / 4))
     while not stop.wait(interval):
         try:
-            for job_id, status in store.reap(settings.stale_after_s):
+            for job_id, status in lifecycle.reap(store, settings.stale_after_s):
                 logger.warning("reaper: job {} → {}", job_id, status)
-                if status in (FAILED, CANCELED):
-                    notify.send(store, settings, job_id, "completed")
         except Exception:  # noqa: BLE001 - a database hiccup must not end the reaper
             logger.exception("reaper pass failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    store = JobStore(settings.db_url)
+    store = JobStore(settings.db_url, base_url=settings.base_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -42,12 +40,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop = threading.Event()
         reaper = threading.Thread(target=reap_forever, args=(store, settings, stop), name="reaper", daemon=True)
         reaper.start()
+        notifier = Notifier(store, settings).start()
         try:
             yield
         finally:
             stop.set()
             reaper.join(timeout=10)
-            notify.wait_for_deliveries(timeout=10)
+            notifier.stop(timeout=10)
             store.engine.dispose()
 
     app = FastAPI(
@@ -70,5 +69,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files.downloads, dependencies=protected)
     app.include_router(legacy.router, dependencies=protected)
     app.include_router(trainings.router, dependencies=protected)
-    app.include_router(trainings.seed, dependencies=protected)
+    app.include_router(trainings.seed_router, dependencies=protected)
     return app

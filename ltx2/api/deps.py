@@ -1,14 +1,15 @@
-"""Request dependencies: the store, settings and API-key auth."""
+"""Request dependencies: the store, settings and API-key auth, as `Annotated` types routes declare."""
 
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
-from ltx2.api.errors import Problem
-from ltx2.jobs.store import JobStore
+from ltx2.domain.errors import Problem
 from ltx2.settings import Settings
+from ltx2.store.jobs import JobStore
 
 
 def store(request: Request) -> JobStore:
@@ -17,6 +18,10 @@ def store(request: Request) -> JobStore:
 
 def settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+StoreDep = Annotated[JobStore, Depends(store)]
+SettingsDep = Annotated[Settings, Depends(settings)]
 
 
 def require_key(request: Request) -> None:

@@ -9,17 +9,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ltx2.domain.errors import Problem
+
 PROBLEM = "application/problem+json"
 
 
-class Problem(Exception):
-    def __init__(self, status: int, detail: str, *, title: str | None = None, type_: str = "about:blank",
-                 extra: dict | None = None, headers: dict | None = None):
-        super().__init__(detail)
-        self.status, self.detail, self.type = status, detail, type_
-        self.title = title or HTTPStatus(status).phrase
-        self.extra = extra or {}
-        self.headers = headers
+__all__ = ["PROBLEM", "BodyLimit", "Problem", "install", "problem_response"]
 
 
 def problem_response(request: Request, status: int, detail: str, *, title: str | None = None,

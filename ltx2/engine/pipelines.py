@@ -10,6 +10,7 @@ The pipelines are built once; per job only their ledgers are swapped for views w
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -32,15 +33,14 @@ from ltx_pipelines.utils.args import ImageConditioningInput
 from ltx_pipelines.utils.constants import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES, detect_params
 from safetensors import safe_open
 
+from ltx2.domain.errors import InvalidInputError, OutOfMemoryError
+from ltx2.domain.limits import side_problem
 from ltx2.engine import progress
 from ltx2.engine.device import apply_cpu_shims, compute_dtype, resolve_device
-from ltx2.engine.errors import InvalidInputError, OutOfMemoryError
 from ltx2.engine.ledger import ResidentLedger
 
 Mode = Literal["distilled", "two-stage"]
 MAX_FRAMES = 481  # 20 s at 24 fps: LTX-2's longest clip
-MAX_SIDE = 2048
-_SPATIAL_MULTIPLE = 64  # both stages: stage 1 runs at half size on a 32-pixel latent grid
 
 
 @dataclass(frozen=True)
@@ -91,11 +91,9 @@ def validate(request: GenerationRequest) -> None:
     if not request.prompt or not request.prompt.strip():
         raise InvalidInputError("the prompt is empty")
     for name, value in (("width", request.width), ("height", request.height)):
-        if value < _SPATIAL_MULTIPLE or value > MAX_SIDE or value % _SPATIAL_MULTIPLE:
-            raise InvalidInputError(
-                f"{name} {value} is not possible: use a multiple of {_SPATIAL_MULTIPLE} between "
-                f"{_SPATIAL_MULTIPLE} and {MAX_SIDE}"
-            )
+        problem = side_problem(name, value)
+        if problem:
+            raise InvalidInputError(problem)
     if request.num_frames < 9 or request.num_frames > MAX_FRAMES or (request.num_frames - 1) % 8:
         raise InvalidInputError(f"num_frames {request.num_frames} is not possible: use 8k+1 between 9 and {MAX_FRAMES}")
     if not 1.0 <= request.fps <= 60.0:
@@ -192,8 +190,24 @@ class Engine:
         self._a2vid = A2VidPipelineTwoStage(
             checkpoint_path=str(weights.checkpoint), distilled_lora=list(self.distilled_lora), **common
         )
-        self._lock = threading.Lock()
+        # Reentrant: a caller holding exclusive() (a render decoding its frames, a training) may call generate.
+        self._lock = threading.RLock()
         self.model_info = self._model_info()
+
+    @contextlib.contextmanager
+    def exclusive(self, what: str = "this job") -> Iterator[None]:
+        """Sole use of the resident model for the block, with the GPU running out of memory turned into a typed
+        OutOfMemoryError (and the allocator's cache freed). Generation, the lazy VAE decode that an encode drives
+        afterwards, and training all run inside it, so none of them sees the model half-adapted or mid-use."""
+        with self._lock:
+            try:
+                yield
+            except torch.OutOfMemoryError as exc:
+                gc.collect()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                raise OutOfMemoryError(f"the GPU ran out of memory during {what}: try a smaller size or fewer "
+                                       "frames") from exc
 
     def _model_info(self) -> dict:
         with safe_open(str(self.weights.checkpoint), framework="pt") as f:
@@ -274,14 +288,13 @@ class Engine:
         if request.lora is not None:
             loras = (LoraPathStrengthAndSDOps(str(request.lora), request.lora_strength, LTXV_LORA_COMFY_RENAMING_MAP),)
         tracker = progress.StepTracker(self.steps_plan(request), on_progress, should_cancel)
-        with self._lock, progress.tracking(tracker), torch.inference_mode():
+        what = f"generation at {request.width}x{request.height}x{request.num_frames}"
+        with self.exclusive(what), progress.tracking(tracker), torch.inference_mode():
             start = time.perf_counter()
             tracker.check_cancel()
-            try:
-                video, audio, name = self._run(request, loras)
-            except torch.OutOfMemoryError as exc:
-                raise OutOfMemoryError(f"the GPU ran out of memory at {request.width}x{request.height}x"
-                                       f"{request.num_frames}: try a smaller size or fewer frames") from exc
+            video, audio, name = self._run(request, loras)
+        # The frames decode lazily while the caller encodes: it holds exclusive() around generate and encode so
+        # the decode is covered by the same lock and out-of-memory handling.
         return GenerationResult(
             video=_inference_iter(video),
             audio=audio,

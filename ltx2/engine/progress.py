@@ -13,7 +13,7 @@ import contextvars
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from ltx2.engine.errors import JobCanceled
+from ltx2.domain.errors import JobCanceled
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class StepTracker:
     def total(self) -> int:
         return sum(n for _, n in self.phases)
 
-    def _phase(self, n_steps: int) -> str:
+    def _phase(self) -> str:
         if self.loop_index < len(self.phases):
             return self.phases[self.loop_index][0]
         return f"loop {self.loop_index + 1}"
@@ -65,7 +65,7 @@ class StepTracker:
 
     def iterate(self, iterable: Iterable) -> Iterator:
         items = list(iterable)
-        phase = self._phase(len(items))
+        phase = self._phase()
         self.loop_index += 1
         for index, item in enumerate(items):
             self.check_cancel()

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import av
 import av.filter
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 from PIL import Image
+
+from ltx2.domain.limits import MAX_SPEED, MIN_SPEED
 
 __all__ = [
     "MediaError",
@@ -29,8 +32,6 @@ __all__ = [
     "MAX_SPEED",
 ]
 
-MIN_SPEED = 0.5
-MAX_SPEED = 2.0
 
 # Sample rates the AAC encoder accepts; anything else is resampled to 48 kHz.
 _AAC_RATES = {96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350}
@@ -320,7 +321,7 @@ def encode_mp4(
         if container is not None:
             try:
                 container.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - cleanup after a failed encode: the first error is the one to report
                 pass
         tmp.unlink(missing_ok=True)
         close = getattr(chunks, "close", None)

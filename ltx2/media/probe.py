@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 
@@ -11,7 +10,7 @@ import numpy as np
 
 from .encode import MediaError
 
-__all__ = ["MediaInfo", "probe", "decode_frames", "sha256_file"]
+__all__ = ["MediaInfo", "probe", "decode_frames"]
 
 
 @dataclass
@@ -118,10 +117,3 @@ def decode_frames(path: str | os.PathLike) -> np.ndarray:
     return np.stack(frames)
 
 
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks so large videos do not fill memory."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk_size):
-            h.update(block)
-    return h.hexdigest()

@@ -18,8 +18,8 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ltx2.domain.captions import Cue, cue_at
 from ltx2.media import encode_mp4
-from ltx2.script.captions import Cue, cue_at
 
 
 @dataclass(frozen=True)

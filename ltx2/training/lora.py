@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ltx2.engine.errors import EngineError, InvalidInputError, JobCanceled
-from ltx2.engine.prompts import DEFAULT_FRAMING, _tidy_fragment
+from ltx2.domain.errors import EngineError, InvalidInputError, JobCanceled
+from ltx2.domain.prompts import DEFAULT_FRAMING, tidy_fragment
 from ltx2.training.photos import CROP_MARGIN, FacePhoto, best_photo, face_crop
 
 # Video self-attention (attn1) and text cross-attention (attn2) of every block: self-attention shapes
@@ -136,7 +136,7 @@ def train_face_lora(
     `captions` are templates with a `{trigger}` field (default CAPTIONS); each is text-encoded once.
     """
     out_path = Path(out_path)
-    token = _tidy_fragment(trigger)
+    token = tidy_fragment(trigger)
     if not token:
         raise InvalidInputError("the trigger word is empty")
     if not photos:
@@ -161,9 +161,8 @@ def train_face_lora(
     best = best_photo(list(photos))
     held_out = _held_out_index(len(photos), best) if validation else None
     train_idx = [i for i in range(len(photos)) if i != held_out]
-    # Generation takes the same lock: the transformer is never half-adapted while a clip renders.
-    lock = getattr(engine, "_lock", None) or contextlib.nullcontext()
-    with lock:
+    # Generation takes the same exclusive use: the transformer is never half-adapted while a clip renders.
+    with engine.exclusive("training"):
         ledger = engine.ledger.with_loras(())  # un-fuses any profile LoRA: train on the base weights
         model = ledger.transformer().velocity_model
         targets = _target_names(model)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ltx2.domain.limits import MAX_PHOTO_SIDE, MAX_PHOTOS, MIN_PHOTOS
+
 # Detection is tuned at this working size (long side, pixels); see module docstring.
 DETECT_LONG_SIDE = 640
 # Cascade parameters: scale step and how many overlapping hits confirm a face. Tuned on scikit-image's
@@ -34,7 +36,7 @@ MAX_CROP_SIDE = 1024
 MAX_PIXELS = 50_000_000  # refuse larger images before decoding their pixels (decompression bombs)
 # `full` is kept at most this large (long side): ample for 512 px training re-crops, and ten 24 MP photos
 # then hold ~120 MB instead of ~700 MB. Face sizes are still checked in the original photo's pixels.
-MAX_FULL_SIDE = 2048
+MAX_FULL_SIDE = MAX_PHOTO_SIDE
 # Sharpness is measured on the face box resized to this side, so it does not depend on photo resolution.
 _SHARPNESS_SIDE = 128
 # Faces at least this large (original pixels) are not penalised in best_photo(); smaller ones are, linearly.
@@ -211,8 +213,8 @@ def check_photo(name: str, source: bytes | Path, *, min_side: int = 256, min_fac
 def validate_photos(
     sources: list[tuple[str, bytes | Path]],
     *,
-    min_photos: int = 3,
-    max_photos: int = 10,
+    min_photos: int = MIN_PHOTOS,
+    max_photos: int = MAX_PHOTOS,
     min_side: int = 256,
     min_face: int = 64,
 ) -> list[FacePhoto]:

@@ -16,13 +16,13 @@ import uuid
 
 from loguru import logger
 
-from ltx2.jobs import notify
-from ltx2.jobs.models import CANCELED, FAILED, STARTING, SUCCEEDED
-from ltx2.jobs.store import JobStore
+from ltx2.domain.status import EXIT_OK, EXIT_SETUP_FAILED, WorkerState
 from ltx2.settings import Settings, get_settings
+from ltx2.store import lifecycle
+from ltx2.store.jobs import JobStore
+from ltx2.store.models import CANCELED, FAILED, STARTING, SUCCEEDED
+from ltx2.store.notifier import Notifier
 
-EXIT_OK = 0
-EXIT_SETUP_FAILED = 3
 KINDS = ("generate", "train")
 PROGRESS_INTERVAL_S = 0.5  # at most ~2 progress writes a second
 
@@ -32,7 +32,7 @@ class Worker:
         self.settings = settings or get_settings()
         name = self.settings.worker_name or socket.gethostname()
         self.id = worker_id or f"{name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.store = JobStore(self.settings.db_url)
+        self.store = JobStore(self.settings.db_url, base_url=self.settings.base_url)
         self.stopping = threading.Event()  # finish the current job, then exit
         self.aborting = threading.Event()  # second signal: requeue the current job now
         self.engine = None
@@ -47,18 +47,21 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         self.store.migrate()
-        self.store.worker_seen(self.id, state="starting", pid=os.getpid(), device=self.settings.device)
+        # Webhooks of this worker's moves go out from here too, so a machine without an API still sends them.
+        notifier = Notifier(self.store, self.settings).start()
+        self.store.worker_seen(self.id, state=WorkerState.STARTING, pid=os.getpid(), device=self.settings.device)
         try:
-            from ltx2.cli import load_engine
+            from ltx2.engine.factory import load_engine
 
             self.engine = load_engine(self.settings)
             seconds = self.engine.warm_up()
         except Exception as exc:  # noqa: BLE001 - any failure here means this worker cannot serve
             logger.exception("worker {}: engine setup failed", self.id)
-            self.store.worker_seen(self.id, state="failed", error=f"{exc.__class__.__name__}: {exc}")
+            self.store.worker_seen(self.id, state=WorkerState.FAILED, error=f"{exc.__class__.__name__}: {exc}")
+            notifier.stop(timeout=1)
             return EXIT_SETUP_FAILED
         info = self.engine.model_info
-        self.store.worker_seen(self.id, state="ready", device=info["device"], model=info)
+        self.store.worker_seen(self.id, state=WorkerState.READY, device=info["device"], model=info)
         logger.info("worker {} ready in {:.1f}s on {} ({})", self.id, seconds, info["device"],
                     "tiny checkpoint" if info["tiny"] else info["family"])
         last_seen = 0.0
@@ -67,27 +70,27 @@ class Worker:
         idle_wait = max(self.settings.poll_s, self.settings.heartbeat_s) if self.store.can_listen \
             else self.settings.poll_s
         while not self.stopping.is_set():
-            job = self.store.claim(self.id, KINDS)
+            job = lifecycle.claim(self.store, self.id, KINDS)
             if job is None:
                 if time.monotonic() - last_seen > self.settings.heartbeat_s:
-                    self.store.worker_seen(self.id, state="ready")
+                    self.store.worker_seen(self.id, state=WorkerState.READY)
                     last_seen = time.monotonic()
                 self.store.wait_for_job(idle_wait, self.stopping)
                 continue
             self.run_job(job)
             last_seen = 0.0
-        self.store.worker_seen(self.id, state="stopped")
+        self.store.worker_seen(self.id, state=WorkerState.STOPPED)
+        notifier.stop(timeout=10)
         self.store.close()
         return EXIT_OK
 
     def run_job(self, job) -> None:
-        from ltx2.engine.errors import InvalidInputError, JobCanceled, OutOfMemoryError
+        from ltx2.domain.errors import InvalidInputError, JobCanceled, OutOfMemoryError
         from ltx2.worker.runners import run_generate, run_train
 
         store, settings = self.store, self.settings
         logger.info("worker {}: job {} ({}) attempt {}", self.id, job.id, job.kind, job.attempt)
-        store.worker_seen(self.id, state="busy", job_id=job.id)
-        notify.send(store, settings, job.id, "start")
+        store.worker_seen(self.id, state=WorkerState.BUSY, job_id=job.id)
         self._log(job.id, f"started on worker {self.id} (attempt {job.attempt})")
         lost = threading.Event()
         done = threading.Event()
@@ -96,7 +99,7 @@ class Worker:
             while not done.wait(settings.heartbeat_s):
                 if not store.heartbeat(job.id, self.id):
                     lost.set()  # reaped or deleted: stop working on it
-                store.worker_seen(self.id, state="busy", job_id=job.id)
+                store.worker_seen(self.id, state=WorkerState.BUSY, job_id=job.id)
 
         beat = threading.Thread(target=heartbeat, name=f"heartbeat-{job.id}", daemon=True)
         beat.start()
@@ -123,46 +126,33 @@ class Worker:
             output = runner(self.engine, settings, store, job, on_progress, should_cancel)
         except JobCanceled:
             if self.aborting.is_set():
-                store.transition(job.id, STARTING, worker_id=self.id)
+                lifecycle.move(store, job.id, STARTING, worker_id=self.id)
                 self._log(job.id, "worker shutting down: job requeued")
             elif not lost.is_set():
-                store.transition(job.id, CANCELED, worker_id=self.id)
+                lifecycle.move(store, job.id, CANCELED, worker_id=self.id)
                 self._log(job.id, "canceled")
         except InvalidInputError as exc:
             self._fail(job, "invalid_input", str(exc))
-        except OutOfMemoryError as exc:
+        except OutOfMemoryError as exc:  # the engine freed its cache already
             self._fail(job, "out_of_memory", str(exc))
-            _free_gpu_cache()
         except Exception as exc:  # noqa: BLE001 - one job's crash must not take the worker down
             logger.exception("worker {}: job {} crashed", self.id, job.id)
             store.append_log(job.id, traceback.format_exc(limit=8))
             self._fail(job, "internal_error", f"{exc.__class__.__name__}: {exc}")
         else:
-            if store.transition(job.id, SUCCEEDED, worker_id=self.id, output=output):
-                notify.send(store, settings, job.id, "output")
+            if lifecycle.move(store, job.id, SUCCEEDED, worker_id=self.id, output=output):
                 self._log(job.id, "succeeded")
         finally:
             done.set()
             beat.join()
-            store.worker_seen(self.id, state="ready")
-        final = store.get(job.id)
-        if final is not None and final.status in (SUCCEEDED, FAILED, CANCELED):
-            notify.send(store, settings, job.id, "completed")
+            store.worker_seen(self.id, state=WorkerState.READY)
 
     def _fail(self, job, code: str, message: str) -> None:
-        self.store.transition(job.id, FAILED, worker_id=self.id, error=message, error_code=code)
+        lifecycle.move(self.store, job.id, FAILED, worker_id=self.id, error=message, error_code=code)
         self._log(job.id, f"failed ({code}): {message}")
 
     def _log(self, job_id: str, line: str) -> None:
-        self.store.append_log(job_id, line)
-        notify.send(self.store, self.settings, job_id, "logs")
-
-
-def _free_gpu_cache() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+        lifecycle.log(self.store, job_id, line)
 
 
 def main() -> int:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from ltx2.engine.errors import InvalidInputError, OutOfMemoryError
-from ltx2.jobs.inputs import GenerateInput
-from ltx2.jobs.store import JobStore
+from ltx2.domain.errors import InvalidInputError
+from ltx2.domain.inputs import GenerateInput
+from ltx2.domain.policy import draft_size, is_script, segment_seconds
 from ltx2.media import sha256_file
 from ltx2.render import ClipSpec, audio_seconds, render
-from ltx2.script.policy import draft_size, is_script, segment_seconds
-from ltx2.script.render import (
+from ltx2.render.script import (
     PlannedSegment,
     ScriptSpec,
     link_segments,
@@ -21,6 +20,7 @@ from ltx2.script.render import (
     segment_seed,
 )
 from ltx2.settings import Settings
+from ltx2.store.jobs import JobStore
 
 
 def _file_path(store: JobStore, settings: Settings, file_id: str | None) -> Path | None:
@@ -34,8 +34,6 @@ def _file_path(store: JobStore, settings: Settings, file_id: str | None) -> Path
 
 
 def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, should_cancel) -> dict:
-    import torch
-
     inp = GenerateInput.model_validate(job.input)
     image = _file_path(store, settings, inp.image)
     lora = trigger = None
@@ -69,16 +67,12 @@ def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, 
     )
     out = settings.outputs_dir / f"{job.id}.mp4"
     recording = audio_seconds(audio) if audio is not None else None
-    try:
-        if is_script(inp, settings, recording):
-            return _run_script(engine, settings, store, job, inp, spec, out, on_progress, should_cancel)
-        if inp.draft:
-            spec.width, spec.height = draft_size(inp.width, inp.height)
-            spec.mode = "distilled"
-        result = render(engine, spec, out, settings, on_progress=on_progress, should_cancel=should_cancel)
-    except torch.OutOfMemoryError as exc:  # raised while the VAE decodes inside the encode
-        raise OutOfMemoryError(f"the GPU ran out of memory decoding {inp.width}x{inp.height}: try smaller") from exc
-    return _output(result)
+    if is_script(inp, settings, recording):
+        return _run_script(engine, settings, store, job, inp, spec, out, on_progress, should_cancel)
+    if inp.draft:
+        spec.width, spec.height = draft_size(inp.width, inp.height)
+        spec.mode = "distilled"
+    return _output(render(engine, spec, out, settings, on_progress=on_progress, should_cancel=should_cancel))
 
 
 def _output(result, **extra) -> dict:
@@ -99,7 +93,7 @@ def _run_script(engine, settings: Settings, store: JobStore, job, inp: GenerateI
     it); a cancel or a failure removes it."""
     import shutil
 
-    from ltx2.engine.errors import JobCanceled
+    from ltx2.domain.errors import JobCanceled
 
     spec = ScriptSpec(clip=clip, text=inp.text, segment_seconds=segment_seconds(inp, settings),
                       crossfade=inp.crossfade, captions=tuple(dict.fromkeys(inp.captions)),
@@ -157,8 +151,8 @@ def run_train(engine, settings: Settings, store: JobStore, job, on_progress, sho
     leaves no half profile (the staging folder is removed, and a rerun starts clean)."""
     import shutil
 
-    from ltx2.jobs.inputs import TrainInput, trigger_for
-    from ltx2.jobs.models import Profile, utcnow
+    from ltx2.domain.inputs import TrainInput, trigger_for
+    from ltx2.store.models import Profile, utcnow
     from ltx2.training.lora import train_face_lora
     from ltx2.training.photos import PhotosRejected, validate_photos
 

@@ -1,0 +1,5 @@
+"""`python -m ltx2.cli`."""
+
+from ltx2.cli import app
+
+app()

@@ -1,0 +1,224 @@
+"""`avatar generate` and `avatar train`: one clip, a script or a face profile, in this process (no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ltx2.cli.common import TINY_BANNER, app, fail
+from ltx2.domain import limits as L
+from ltx2.engine.factory import load_engine
+
+
+@app.command()
+def generate(
+    text: str | None = typer.Option(None, "--text", help="What the avatar says."),
+    script_file: Path | None = typer.Option(None, "--script-file", help="A long script (UTF-8 text; blank lines "
+                                            "are breaks): split into clips, stitched into one video."),
+    captions: str = typer.Option("", "--captions", help="Caption files beside the video: srt, vtt or srt,vtt."),
+    burn_captions: bool = typer.Option(False, "--burn-captions", help="Draw the captions into the picture."),
+    crossfade: float = typer.Option(0.0, "--crossfade", help="Seconds of crossfade between segments (0–1)."),
+    segment_seconds: float | None = typer.Option(None, "--segment-seconds", help="Longest segment, 2–19 s."),
+    draft: bool = typer.Option(False, "--draft", help="Quick look: distilled at half size."),
+    out: Path = typer.Option(..., "--out", help="Where to write the MP4 (a .jpg thumbnail and .json go beside it)."),
+    image: Path | None = typer.Option(None, "--image", help="Reference photo of the face (frame 0)."),
+    image_strength: float = typer.Option(1.0, "--image-strength", help="LTX-2 conditioning strength 0–1."),
+    anchors: int = typer.Option(0, "--anchors", help="Extra keyframes of the reference later in the clip (0–8)."),
+    audio: Path | None = typer.Option(None, "--audio", help="Your own voice recording: the video follows it."),
+    lora: Path | None = typer.Option(None, "--lora", help="Face-profile LoRA (ltx-core format)."),
+    lora_strength: float = typer.Option(1.0, "--lora-strength"),
+    description: str | None = typer.Option(None, "--description", help="Who speaks, when there is no photo."),
+    seed: int = typer.Option(42, "--seed"),
+    width: int = typer.Option(768, "--width"),
+    height: int = typer.Option(512, "--height"),
+    seconds: float | None = typer.Option(None, "--seconds", help="Clip length; default: from the text's length."),
+    fps: float | None = typer.Option(None, "--fps"),
+    speed: float = typer.Option(1.0, "--speed", help="Playback speed 0.5–2.0, applied in the one encode."),
+    mode: str = typer.Option("distilled", "--mode", help="distilled (fast) or two-stage (quality)."),
+    steps: int | None = typer.Option(None, "--steps", help="Stage-1 steps for two-stage and audio modes."),
+) -> None:
+    """Make a talking-avatar video: one clip, or a long script stitched from several."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ltx2.domain.errors import EngineError, InvalidInputError
+    from ltx2.render import ClipSpec, plan_request, render
+    from ltx2.settings import get_settings
+    from ltx2.weights import WeightsError
+
+    settings = get_settings()
+    if (text is None) == (script_file is None):
+        fail("give the words with exactly one of --text or --script-file")
+    if script_file is not None:
+        try:
+            text = script_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read the script {script_file}: {exc}")
+    formats = [f.strip().lower() for f in captions.split(",") if f.strip()]
+    if any(f not in ("srt", "vtt") for f in formats):
+        fail(f"--captions takes srt, vtt or srt,vtt, not {captions!r}")
+    if not L.MIN_CROSSFADE_S <= crossfade <= L.MAX_CROSSFADE_S or (
+        segment_seconds is not None and not L.MIN_SEGMENT_SECONDS <= segment_seconds <= L.MAX_SEGMENT_SECONDS
+    ):
+        fail(f"--crossfade must lie in {L.MIN_CROSSFADE_S:g}–{L.MAX_CROSSFADE_S:g} s and --segment-seconds in "
+              f"{L.MIN_SEGMENT_SECONDS:g}–{L.MAX_SEGMENT_SECONDS:g} s")
+    for label, path in (("image", image), ("audio", audio), ("LoRA", lora)):
+        if path is not None and not path.is_file():
+            fail(f"{label} file not found: {path}")
+    if mode not in ("distilled", "two-stage"):
+        fail(f"unknown mode {mode!r}: use distilled or two-stage")
+    spec = ClipSpec(
+        text=text,
+        image=image,
+        image_strength=image_strength,
+        keyframe_anchors=anchors,
+        audio=audio,
+        lora=lora,
+        lora_strength=lora_strength,
+        avatar_description=description,
+        seed=seed,
+        width=width,
+        height=height,
+        seconds=seconds,
+        fps=fps,
+        speed=speed,
+        mode=mode,
+        steps=steps,
+    )
+    script = bool(script_file or formats or burn_captions or crossfade or draft)
+    if not script and seconds is None:
+        from ltx2.domain.policy import longer_than_a_clip
+        from ltx2.render import audio_seconds
+
+        try:
+            recording = audio_seconds(audio) if audio is not None else None
+        except InvalidInputError as exc:
+            fail(str(exc))
+        script = longer_than_a_clip(text, settings, segment_seconds=segment_seconds, audio_seconds=recording)
+    if script and seconds is not None:
+        fail("--seconds sets one clip's length; a script is timed by its text or recording")
+    if script:
+        _generate_script(spec, text, out, settings, formats, burn_captions, crossfade, segment_seconds, draft)
+        return
+    try:
+        from ltx2.engine.pipelines import validate
+
+        validate(plan_request(spec, settings))  # bad input fails before any model is touched
+        if settings.uses_tiny:
+            typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
+        engine = load_engine(settings)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), transient=False) as bar:
+            task = bar.add_task("denoising", total=None)
+
+            def on_progress(p) -> None:
+                bar.update(task, description=p.phase, completed=p.overall_step, total=p.overall_total)
+
+            result = render(engine, spec, out, settings, on_progress=on_progress)
+    except (InvalidInputError, WeightsError) as exc:
+        fail(str(exc))
+    except EngineError as exc:
+        fail(str(exc), code=1)
+    label = " [TINY CHECKPOINT: noise, not a real video]" if result.metadata["tiny_checkpoint"] else ""
+    typer.echo(f"wrote {result.video} ({result.metadata['num_frames']} frames, "
+               f"{result.metadata['width']}x{result.metadata['height']}, speed {speed:g}){label}")
+    typer.echo(f"thumbnail {result.thumbnail}  metadata {result.metadata_path}")
+
+
+def _generate_script(spec, text, out: Path, settings, formats, burn, crossfade, segment_seconds, draft) -> None:
+    import shutil
+    import tempfile
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ltx2.domain.errors import EngineError, InvalidInputError
+    from ltx2.render.script import ScriptSpec, plan_script, render_script
+    from ltx2.weights import WeightsError
+
+    script = ScriptSpec(clip=spec, text=text, segment_seconds=segment_seconds or settings.segment_seconds,
+                        crossfade=crossfade, captions=tuple(dict.fromkeys(formats)), burn_captions=burn, draft=draft)
+    settings.temp_dir.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="script-", dir=settings.temp_dir))
+    try:
+        segments = plan_script(script, settings)  # bad input fails before any model is touched
+        typer.echo(f"{len(segments)} segment(s):")
+        for seg in segments:
+            typer.echo(f"  {seg.index + 1}. {seg.text}")
+        if settings.uses_tiny:
+            typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
+        engine = load_engine(settings)
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), transient=False) as bar:
+            task = bar.add_task("denoising", total=None)
+
+            def on_progress(p, _data=None) -> None:
+                bar.update(task, description=p.phase, completed=p.overall_step, total=p.overall_total)
+
+            result = render_script(engine, script, segments, folder, out, settings, on_progress=on_progress)
+    except (InvalidInputError, WeightsError) as exc:
+        fail(str(exc))
+    except EngineError as exc:
+        fail(str(exc), code=1)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    meta = result.metadata
+    label = " [TINY CHECKPOINT: noise, not a real video]" if meta["tiny_checkpoint"] else ""
+    typer.echo(f"wrote {result.video} ({meta['segments']} segments, {meta['num_frames']} frames, "
+               f"{meta['width']}x{meta['height']}, speed {spec.speed:g}){label}")
+    for fmt, path in result.captions.items():
+        typer.echo(f"captions ({fmt}) {path}")
+    typer.echo(f"thumbnail {result.thumbnail}  metadata {result.metadata_path}")
+
+
+@app.command()
+def train(
+    name: str = typer.Option(..., "--name", help="Profile name."),
+    photos: list[Path] = typer.Argument(..., help="3–10 photos of one person, one face each."),
+    steps: int = typer.Option(300, "--steps", min=10, max=2000),
+    rank: int = typer.Option(16, "--rank", min=1, max=128),
+    learning_rate: float = typer.Option(1e-4, "--lr"),
+    out: Path | None = typer.Option(None, "--out", help="LoRA file (default: <models>/profiles/NAME.safetensors)."),
+) -> None:
+    """Train a face-profile LoRA in-process (the server's /v1/trainings does the same as a queued job)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ltx2.domain.errors import EngineError
+    from ltx2.domain.inputs import trigger_for
+    from ltx2.settings import get_settings
+    from ltx2.training.photos import PhotosRejected, validate_photos
+
+    settings = get_settings()
+    missing = [p for p in photos if not p.is_file()]
+    if missing:
+        fail(f"photo not found: {missing[0]}")
+    try:
+        checked = validate_photos([(p.name, p) for p in photos])
+    except PhotosRejected as exc:
+        fail(str(exc))
+    from ltx2.training.lora import train_face_lora
+
+    out = out or settings.models_dir / "profiles" / f"{name}.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if settings.uses_tiny:
+        typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
+    engine = load_engine(settings)
+    engine.warm_up()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn()) as bar:
+        task = bar.add_task("encode", total=steps, loss="-")
+
+        def on_progress(p) -> None:
+            loss = f"{p.smoothed_loss:.4f}" if p.smoothed_loss is not None else "-"
+            bar.update(task, description=p.phase, completed=p.step, total=p.total, loss=loss)
+
+        try:
+            result = train_face_lora(engine, checked, trigger=trigger_for(name), out_path=out, steps=steps,
+                                     rank=rank, alpha=float(rank), learning_rate=learning_rate,
+                                     on_progress=on_progress)
+        except EngineError as exc:
+            fail(str(exc), code=1)
+    typer.echo(f"wrote {result.lora_path}: loss {result.first_loss_mean:.4f} → {result.final_loss:.4f}"
+               + (f", validation {result.validation_loss:.4f}" if result.validation_loss is not None else "")
+               + f" in {result.seconds:.1f}s; trigger word {trigger_for(name)!r}")
+    typer.echo(f"use it: avatar generate --lora {result.lora_path} --text '…' --image "
+               f"{photos[result.best_photo]}")

@@ -1,0 +1,23 @@
+"""The `avatar` app and what its command groups share. Nothing outside ltx2/cli imports this package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Avatar Generator: talking-avatar videos on LTX-2.")
+models_app = typer.Typer(no_args_is_help=True, help="Model weights: tiny checkpoint, real downloads, verification.")
+app.add_typer(models_app, name="models")
+
+PROJECT_FRONTEND = Path(__file__).resolve().parent.parent.parent / "frontend"
+TINY_BANNER = (
+    "TINY CHECKPOINT: no real LTX-2 weights are configured (AVATAR_CHECKPOINT is unset), so the tiny, randomly "
+    "initialised test checkpoint is used. The real pipeline runs, but the picture and sound are noise. "
+    "Run `avatar models download` on a GPU host for real videos."
+)
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)

@@ -1,0 +1,66 @@
+"""The job document (Replicate/Cog shape) that the API returns and webhooks deliver."""
+
+from __future__ import annotations
+
+from ltx2.store.jobs import as_utc
+from ltx2.store.models import Job
+
+
+def iso(value) -> str | None:
+    value = as_utc(value)
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _seconds(start, end) -> float | None:
+    start, end = as_utc(start), as_utc(end)
+    return round((end - start).total_seconds(), 3) if start and end else None
+
+
+def output_document(job: Job, base_url: str) -> dict | None:
+    if not job.output:
+        return None
+    out = dict(job.output)
+    for key in ("video", "thumbnail", "metadata_file"):
+        if out.get(key):
+            out[f"{key}_url"] = f"{base_url}/download/{out[key]}"
+    if out.get("captions"):
+        out["captions_urls"] = {fmt: f"{base_url}/download/{name}" for fmt, name in out["captions"].items()}
+    return out
+
+
+def job_document(job: Job, base_url: str, queue_position: int | None = None) -> dict:
+    prefix = "trainings" if job.kind == "train" else "predictions"
+    get = f"{base_url}/v1/{prefix}/{job.id}"
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "input": job.input,
+        "output": output_document(job, base_url),
+        "error": job.error,
+        "error_code": job.error_code,
+        "logs": job.logs or "",
+        "progress": {
+            "percent": job.progress_percent,
+            "step": job.progress_step,
+            "total_steps": job.progress_total,
+            "phase": job.progress_phase,
+            **(job.progress_data or {}),
+        },
+        "queue_position": queue_position,
+        "attempt": job.attempt,
+        "retried_from": job.retried_from,
+        "cancel_requested": job.cancel_requested,
+        "metrics": {
+            "queue_time": _seconds(job.created_at, job.started_at),
+            "predict_time": _seconds(job.started_at, job.completed_at),
+            "total_time": _seconds(job.created_at, job.completed_at),
+        },
+        "webhook": job.webhook,
+        "webhook_events_filter": job.webhook_events_filter,
+        "status_sequence": job.status_sequence,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "completed_at": iso(job.completed_at),
+        "urls": {"get": get, "cancel": f"{get}/cancel", "stream": f"{get}/stream"},
+    }
