@@ -12,6 +12,7 @@ from loguru import logger
 from ltx2.jobs.documents import job_document
 from ltx2.jobs.store import JobStore
 from ltx2.jobs.webhooks import Deliverer, new_message_id, validate_events_filter
+from ltx2.net import FetchPolicy, guarded_client
 from ltx2.settings import Settings
 
 _threads: list[threading.Thread] = []
@@ -56,7 +57,9 @@ def send(store: JobStore, settings: Settings, job_id: str, event: str) -> thread
                                status_code=attempt.status_code, error=attempt.error)
 
         try:
-            with Deliverer(secret) as deliverer:
+            # Every outbound URL goes through the guarded fetcher (ltx2.net): checked address, no redirects.
+            with guarded_client(FetchPolicy.from_settings(settings)) as client, \
+                    Deliverer(secret, client=client) as deliverer:
                 deliverer.deliver_with_retry(url, event, body, msg_id, on_attempt=log)
         except Exception:  # noqa: BLE001 - a webhook must never take a job or a process down
             logger.exception("webhook {} for job {} failed", event, job_id)

@@ -22,6 +22,7 @@ from ltx2.jobs.inputs import GenerateInput
 from ltx2.jobs.models import CANCELED, FAILED, STATUSES, SUCCEEDED, TERMINAL
 from ltx2.jobs.store import IdempotencyConflict, JobStore
 from ltx2.jobs.webhooks import EVENTS, validate_events_filter, validate_webhook_url
+from ltx2.net import FetchPolicy
 from ltx2.script.policy import is_script, segment_seconds
 from ltx2.script.split import split_script
 from ltx2.settings import Settings
@@ -112,7 +113,8 @@ def create_job(store: JobStore, settings: Settings, kind: str, inp: dict, *, web
                events: list[str] | None, idempotency_key: str | None, retried_from: str | None = None):
     if webhook is not None:
         try:
-            webhook = validate_webhook_url(webhook, allow_private=settings.webhook_allow_private)
+            webhook = validate_webhook_url(webhook)
+            FetchPolicy.from_settings(settings).check(webhook)
             events = validate_events_filter(events)
         except ValueError as exc:
             raise Problem(422, f"webhook: {exc}") from exc
