@@ -97,6 +97,9 @@ def health(request: Request):
 @open_router.get("/health-check", summary="Cog-style state: STARTING, READY, BUSY, SETUP_FAILED, DEFUNCT")
 def health_check(request: Request):
     state, workers, queue = worker_summary(request)
+    if not deps.has_key(request):
+        # Open to all: only what a load balancer needs. Hosts, pids, paths, job ids and errors need the key.
+        return {"status": state, "queue": queue}
     return {"status": state, "workers": workers, "queue": queue}
 
 
