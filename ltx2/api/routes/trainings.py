@@ -61,7 +61,7 @@ def _read_photos(uploads: list[UploadFile]) -> list[tuple[str, bytes]]:
 def start_training(store: JobStore, settings: Settings, *, name: str, steps: int, uploads: list[UploadFile],
                    idempotency_key: str | None = None, **extra):
     """Check everything, store the photos, queue the job. Nothing is kept if anything is wrong."""
-    from ltx2.training.photos import PhotosRejected, validate_photos
+    from ltx2.training.photos import PhotosRejected, check_count, validate_photos
 
     try:
         TrainInput(name=name, photos=["x"] * 3, steps=steps, **extra)
@@ -72,8 +72,9 @@ def start_training(store: JobStore, settings: Settings, *, name: str, steps: int
         raise Problem(409, f"a face profile named {name!r} already exists: delete it first or pick another name")
     if any(job.input.get("name") == name for job in store.active_jobs("train")):
         raise Problem(409, f"a training for {name!r} is already queued or running")
-    photos = _read_photos(uploads)
     try:
+        check_count(len(uploads))  # before a byte of any photo is read
+        photos = _read_photos(uploads)
         validate_photos(photos)
     except PhotosRejected as exc:
         raise Problem(422, str(exc), title="Photos rejected",
