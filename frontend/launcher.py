@@ -53,6 +53,10 @@ class Studio:
             "--server.maxUploadSize", str(self.max_upload_mb),
             "--browser.gatherUsageStats", "false",
             "--client.toolbarMode", "minimal",  # no "Deploy" button: this studio is self-hosted
+            # Cross-site protection: XSRF tokens on uploads, and "CORS protection" on (Streamlit's name for
+            # refusing other origins, its WebSocket included); the Host check is frontend/guard.py.
+            "--server.enableXsrfProtection", "true",
+            "--server.enableCORS", "true",
         ]
 
     def _env(self) -> dict[str, str]:

@@ -6,7 +6,6 @@ could not be built: missing weights, no GPU) is not, and /health-check reports S
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import subprocess
 import sys
@@ -15,26 +14,26 @@ import time
 
 from loguru import logger
 
+from ltx2.net import bind_addresses, binds_loopback_only
 from ltx2.settings import Settings
+from ltx2.state import check_database
 from ltx2.worker.main import EXIT_SETUP_FAILED
 
 
-def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_bind(settings: Settings) -> None:
-    """Refuse to listen beyond this machine without an API key."""
-    if not is_loopback(settings.host) and not settings.api_keys:
-        raise SystemExit(
-            f"refusing to listen on {settings.host} without an API key: set AVATAR_API_KEYS='[\"…\"]' "
-            "or listen on 127.0.0.1 and reach it through an SSH tunnel"
-        )
+    """Refuse to listen beyond this machine without an API key; judged on the addresses uvicorn will really bind
+    ("" binds every interface), so no spelling of the host gets around it."""
+    check_database(settings.db_url)  # before any process starts: an emptied database is never "migrated"
+    if settings.api_keys or binds_loopback_only(settings.host):
+        return
+    try:
+        where = ", ".join(str(a) for a in bind_addresses(settings.host))
+    except ValueError as exc:
+        where = str(exc)
+    raise SystemExit(
+        f"refusing to listen on {settings.host or repr(settings.host)} without an API key (it binds {where}): "
+        "set AVATAR_API_KEYS='[\"…\"]' or listen on 127.0.0.1 and reach it through an SSH tunnel"
+    )
 
 
 class Supervisor:

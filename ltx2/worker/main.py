@@ -20,6 +20,8 @@ from ltx2.jobs import notify
 from ltx2.jobs.models import CANCELED, FAILED, STARTING, SUCCEEDED
 from ltx2.jobs.store import JobStore
 from ltx2.settings import Settings, get_settings
+from ltx2.state import configure_logging, secure_state
+from ltx2.worker.lifeline import watch_supervisor
 
 EXIT_OK = 0
 EXIT_SETUP_FAILED = 3
@@ -36,6 +38,15 @@ class Worker:
         self.stopping = threading.Event()  # finish the current job, then exit
         self.aborting = threading.Event()  # second signal: requeue the current job now
         self.engine = None
+        self.loading = False
+
+    def _on_supervisor_lost(self) -> None:
+        """The supervisor died: requeue the job in hand (at the next step) and exit; mid-load, exit now."""
+        logger.warning("worker {}: supervisor lost, requeueing and exiting", self.id)
+        self.aborting.set()
+        self.stopping.set()
+        if self.loading:
+            raise SystemExit(EXIT_OK)
 
     def _on_signal(self, signum, _frame) -> None:
         if self.stopping.is_set():
@@ -46,17 +57,31 @@ class Worker:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        self.loading = True  # until the engine is built, losing the supervisor ends this process at once
+        watch_supervisor(self._on_supervisor_lost)
+        configure_logging()
+        secure_state(self.settings)
         self.store.migrate()
         self.store.worker_seen(self.id, state="starting", pid=os.getpid(), device=self.settings.device)
+        loaded, beat_lock = threading.Event(), threading.Lock()
+        # Real weights take minutes to load: keep heartbeating "starting" so /health-check says STARTING.
+        threading.Thread(target=self._heartbeat_while_loading, args=(loaded, beat_lock), name="loading-heartbeat",
+                         daemon=True).start()
         try:
             from ltx2.cli import load_engine
 
             self.engine = load_engine(self.settings)
             seconds = self.engine.warm_up()
         except Exception as exc:  # noqa: BLE001 - any failure here means this worker cannot serve
+            with beat_lock:  # no "starting" beat may land after "failed"
+                loaded.set()
             logger.exception("worker {}: engine setup failed", self.id)
             self.store.worker_seen(self.id, state="failed", error=f"{exc.__class__.__name__}: {exc}")
             return EXIT_SETUP_FAILED
+        finally:
+            self.loading = False
+        with beat_lock:
+            loaded.set()
         info = self.engine.model_info
         self.store.worker_seen(self.id, state="ready", device=info["device"], model=info)
         logger.info("worker {} ready in {:.1f}s on {} ({})", self.id, seconds, info["device"],
@@ -79,6 +104,15 @@ class Worker:
         self.store.worker_seen(self.id, state="stopped")
         self.store.close()
         return EXIT_OK
+
+    def _heartbeat_while_loading(self, loaded: threading.Event, lock: threading.Lock) -> None:
+        while not loaded.wait(self.settings.heartbeat_s):
+            try:
+                with lock:
+                    if not loaded.is_set():
+                        self.store.worker_seen(self.id, state="starting")
+            except Exception:  # noqa: BLE001 - a missed beat is retried on the next one
+                logger.exception("worker {}: heartbeat while loading failed", self.id)
 
     def run_job(self, job) -> None:
         from ltx2.engine.errors import InvalidInputError, JobCanceled, OutOfMemoryError
