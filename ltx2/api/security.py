@@ -57,15 +57,15 @@ class BrowserGuard:
         ip = ip_literal(host)
         return ip is not None and is_local_address(str(ip))
 
-    def origin_allowed(self, origin: str, host_header: str, scheme: str) -> bool:
-        origin = origin.lower().rstrip("/")
-        if origin in self.origins:
-            return True
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+    @staticmethod
+    def same_origin(origin: str, host_header: str, scheme: str) -> bool:
+        try:
+            parts = urlsplit(origin.lower())
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                return False
+            o_host, o_port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # a malformed port
             return False
-        default = 443 if parts.scheme == "https" else 80
-        o_host, o_port = parts.hostname, parts.port or default
         h_host, h_port = _split_host(host_header)
         # Same origin: the page was served by this very host and port (the scheme may differ behind a TLS proxy).
         return o_host == h_host and o_port == (h_port or (443 if scheme == "https" else 80))
@@ -83,8 +83,9 @@ class BrowserGuard:
         if scope["method"] not in SAFE_METHODS:
             site = headers.get("sec-fetch-site")
             origin = headers.get("origin")
-            if site == "cross-site" or (origin is not None and not self.origin_allowed(
-                    origin, host_header, scope.get("scheme", "http"))):
+            listed = origin is not None and origin.lower().rstrip("/") in self.origins
+            if not listed and (site == "cross-site" or (origin is not None and not self.same_origin(
+                    origin, host_header, scope.get("scheme", "http")))):
                 return await _problem(scope, send, 403, "Cross-site request refused",
                                       f"a {scope['method']} from another web site (Origin: {origin or 'none'}, "
                                       f"Sec-Fetch-Site: {site or 'none'}) is refused; call the API from its own "
