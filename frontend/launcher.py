@@ -1,6 +1,6 @@
 """The studio as a supervised subprocess of `avatar serve`: `streamlit run frontend/app.py`, restarted if it dies.
 
-Kept free of `ltx2` imports so `avatar serve` can hand it plain values.
+Kept free of `ltx2` imports but its address rules (`ltx2.net`), so `avatar serve` can hand it plain values.
 """
 
 from __future__ import annotations
