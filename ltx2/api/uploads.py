@@ -228,15 +228,23 @@ def _finish_image(img: Image.Image, dest_dir: Path, limits: UploadLimits) -> Sto
         try:
             # The header's size is checked before any pixel is decoded; decoding waits for a decode slot.
             header = images.check_header(img, max_pixels=limits.max_image_pixels, min_side=limits.min_image_side)
-            rgb = images.decode_opened(img, header)
         except ImageRejected as e:
             raise _rejected(e) from None
+        # On the decode pool from the first pixel until the PNG copy is written: parallel uploads queue there.
+        return images.in_decode_pool(_decode_to_png, img, header, dest_dir)
 
-    # A fresh image has an empty info dict, so nothing (EXIF, ICC, XMP, text
-    # chunks) can ride along into the PNG encoder.
-    clean = Image.new("RGB", rgb.size)
-    clean.paste(rgb)
-    del rgb
+
+def _decode_to_png(img: Image.Image, header: images.Header, dest_dir: Path) -> StoredFile:
+    try:
+        rgb = images.decode_opened(img, header)
+    except ImageRejected as e:
+        raise _rejected(e) from None
+    finally:
+        img.close()  # the decoded original goes as soon as its RGB copy exists
+    # An empty info dict on the freshly converted image, so nothing (EXIF, ICC, XMP, text chunks) can ride
+    # along into the PNG encoder; no copy of the pixels is made for that (a 40 MP image is 120 MB).
+    clean = rgb
+    clean.info = {}
     final = dest_dir / f"{uuid.uuid4().hex}.png"
     part = dest_dir / f".{final.name}.part"
     try:

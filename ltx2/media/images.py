@@ -6,8 +6,8 @@
 * **Megapixel cap** (``AVATAR_MAX_IMAGE_MP``, 40 MP by default): PNG and WebP above it are refused (413). JPEGs
   above it — phones take 48 MP photos — are decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, Pillow's
   ``draft``), which costs a fraction of a full decode, up to Pillow's own bomb limit (~89 MP).
-* **Bounded pool**: at most ``AVATAR_DECODE_SLOTS`` (2) decodes run at once in a process; further uploads queue,
-  so parallel large uploads cannot exhaust memory (one 40 MP decode holds ~0.5 GB at its peak).
+* **Bounded pool**: decoding runs on a pool of ``AVATAR_DECODE_SLOTS`` (2) threads per process; further uploads
+  queue, so parallel large uploads cannot exhaust memory (one 40 MP upload holds ~0.3 GB at its peak).
 * Every failure is an :class:`ImageRejected` carrying an HTTP status (413/415/422) and a reason the caller puts
   next to the photo's name.
 
@@ -17,12 +17,12 @@ No torch here: the API process imports this module.
 from __future__ import annotations
 
 import io
-import threading
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -30,6 +30,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 PIL_FORMATS = ("PNG", "JPEG", "WEBP")
 ACCEPTED = ("PNG", "JPEG", "WebP")
 DEFAULT_MAX_PIXELS = 40_000_000
+T = TypeVar("T")
 
 
 class ImageRejected(ValueError):
@@ -58,21 +59,17 @@ def _max_pixels(limit: int | None) -> int:
 
 
 @lru_cache(maxsize=1)
-def _slots() -> threading.BoundedSemaphore:
+def _pool() -> ThreadPoolExecutor:
     from ltx2.settings import get_settings
 
-    return threading.BoundedSemaphore(get_settings().decode_slots)
+    return ThreadPoolExecutor(max_workers=get_settings().decode_slots, thread_name_prefix="decode")
 
 
-@contextmanager
-def decode_slot():
-    """Hold one of the process's decode slots (uploads beyond the pool wait here)."""
-    slots = _slots()
-    slots.acquire()
-    try:
-        yield
-    finally:
-        slots.release()
+def in_decode_pool(fn: Callable[..., T], *args) -> T:
+    """Run ``fn`` (which decodes pixels) on the process's small decode pool and wait for it; uploads beyond the
+    pool queue here. A fixed set of threads also keeps the allocator's per-thread arenas — which keep freed
+    pixel buffers for reuse — to that many, so memory after a burst stays at pool size × one decode."""
+    return _pool().submit(fn, *args).result()
 
 
 def open_image(source: bytes | Path | IO[bytes]) -> Image.Image:
@@ -136,22 +133,24 @@ def _flatten_to_rgb(img: Image.Image) -> Image.Image:
 
 
 def decode_opened(img: Image.Image, header: Header) -> Image.Image:
-    """Decode an image already opened and checked (inside a decode slot): first frame, EXIF-upright, RGB."""
-    with decode_slot():
-        try:
-            if header.scale > 1:
-                img.draft("RGB", (header.width // header.scale, header.height // header.scale))
-            img.seek(0)  # animated WebP/PNG: the first frame is the photo
-            img.load()
-            return _flatten_to_rgb(ImageOps.exif_transpose(img))
-        except Image.DecompressionBombError as exc:
-            raise ImageRejected(413, f"too many pixels ({exc})") from None
-        except Exception as exc:  # noqa: BLE001 - truncated/corrupt data surfaces as many exception types
-            raise ImageRejected(422, f"the {header.format} image could not be decoded "
-                                     f"({exc.__class__.__name__}: {exc})") from None
+    """Decode an image already opened and checked: first frame, EXIF-upright, RGB. Call it through
+    :func:`in_decode_pool`, together with whatever else holds the full-size pixels."""
+    try:
+        if header.scale > 1:
+            img.draft("RGB", (header.width // header.scale, header.height // header.scale))
+        img.seek(0)  # animated WebP/PNG: the first frame is the photo
+        img.load()
+        ImageOps.exif_transpose(img, in_place=True)  # no extra copy of a 40 MP image when nothing turns
+        return _flatten_to_rgb(img)
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected(413, f"too many pixels ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - truncated/corrupt data surfaces as many exception types
+        raise ImageRejected(422, f"the {header.format} image could not be decoded "
+                                 f"({exc.__class__.__name__}: {str(exc)[:120]})") from None
 
 
 def decode(source: bytes | Path | IO[bytes], *, max_pixels: int | None = None, min_side: int = 1) -> Image.Image:
-    """Open, check the header, decode: the one call for an upload's pixels."""
+    """Open, check the header, decode on the decode pool: the one call for an upload's pixels."""
     with open_image(source) as img:
-        return decode_opened(img, check_header(img, max_pixels=max_pixels, min_side=min_side))
+        header = check_header(img, max_pixels=max_pixels, min_side=min_side)
+        return in_decode_pool(decode_opened, img, header)
