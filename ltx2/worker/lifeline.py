@@ -2,7 +2,8 @@
 
 If `avatar serve` is killed with SIGKILL it cannot stop its workers; an orphaned worker would keep claiming jobs
 and, after a restart, a second worker would load a second copy of the model onto the same GPU. Two lines of
-defence, both ending in ``on_lost`` (the worker requeues its job and exits):
+defence, both ending in ``on_lost``, called on a thread of its own (the worker requeues its job and exits at
+once, without waiting for the denoising step in progress):
 
 * Linux's parent-death signal (``prctl(PR_SET_PDEATHSIG)``): the kernel signals the worker the moment its parent
   exits, however it died;
@@ -32,13 +33,15 @@ def supervisor_pid() -> int | None:
 
 
 def watch_supervisor(on_lost: Callable[[], None]) -> bool:
-    """Arrange for ``on_lost`` to run (in the main thread, as a signal handler) when the supervisor is gone.
+    """Call ``on_lost`` (on a watcher thread) as soon as the supervisor is gone.
 
     Returns False when this worker has no supervisor (started alone with `avatar worker`)."""
     expected = supervisor_pid()
     if expected is None:
         return False
-    signal.signal(LOST_SIGNAL, lambda *_: on_lost())
+    lost = threading.Event()
+    # The handler only sets a flag: the main thread may be inside a database write when the signal lands.
+    signal.signal(LOST_SIGNAL, lambda *_: lost.set())
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -48,10 +51,10 @@ def watch_supervisor(on_lost: Callable[[], None]) -> bool:
             logger.warning("prctl is not available; watching the supervisor by polling only")
 
     def watch() -> None:
-        while os.getppid() == expected:
-            threading.Event().wait(CHECK_EVERY_S)
+        while not lost.wait(CHECK_EVERY_S) and os.getppid() == expected:
+            pass
         logger.warning("worker: supervisor {} is gone", expected)
-        os.kill(os.getpid(), LOST_SIGNAL)
+        on_lost()
 
     threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
     return True

@@ -38,15 +38,20 @@ class Worker:
         self.stopping = threading.Event()  # finish the current job, then exit
         self.aborting = threading.Event()  # second signal: requeue the current job now
         self.engine = None
-        self.loading = False
+        self.current_job: str | None = None
 
     def _on_supervisor_lost(self) -> None:
-        """The supervisor died: requeue the job in hand (at the next step) and exit; mid-load, exit now."""
-        logger.warning("worker {}: supervisor lost, requeueing and exiting", self.id)
-        self.aborting.set()
-        self.stopping.set()
-        if self.loading:
-            raise SystemExit(EXIT_OK)
+        """The supervisor died (its restart will start a new worker): requeue the job in hand and exit now, mid-step
+        or mid-load. Outputs are written atomically, so stopping anywhere leaves nothing half-written."""
+        try:
+            job_id = self.current_job
+            if job_id is not None and self.store.transition(job_id, STARTING, worker_id=self.id):
+                self.store.append_log(job_id, f"worker {self.id} lost its supervisor: job requeued")
+            self.store.worker_seen(self.id, state="stopped")
+        except Exception:  # noqa: BLE001 - leave anyway; the reaper requeues a job whose heartbeat stops
+            logger.exception("worker {}: could not requeue after losing the supervisor", self.id)
+        finally:
+            os._exit(EXIT_OK)
 
     def _on_signal(self, signum, _frame) -> None:
         if self.stopping.is_set():
@@ -57,7 +62,6 @@ class Worker:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
-        self.loading = True  # until the engine is built, losing the supervisor ends this process at once
         watch_supervisor(self._on_supervisor_lost)
         configure_logging()
         secure_state(self.settings)
@@ -78,8 +82,6 @@ class Worker:
             logger.exception("worker {}: engine setup failed", self.id)
             self.store.worker_seen(self.id, state="failed", error=f"{exc.__class__.__name__}: {exc}")
             return EXIT_SETUP_FAILED
-        finally:
-            self.loading = False
         with beat_lock:
             loaded.set()
         info = self.engine.model_info
@@ -120,6 +122,7 @@ class Worker:
 
         store, settings = self.store, self.settings
         logger.info("worker {}: job {} ({}) attempt {}", self.id, job.id, job.kind, job.attempt)
+        self.current_job = job.id
         store.worker_seen(self.id, state="busy", job_id=job.id)
         notify.send(store, settings, job.id, "start")
         self._log(job.id, f"started on worker {self.id} (attempt {job.attempt})")
@@ -176,6 +179,7 @@ class Worker:
                 notify.send(store, settings, job.id, "output")
                 self._log(job.id, "succeeded")
         finally:
+            self.current_job = None
             done.set()
             beat.join()
             store.worker_seen(self.id, state="ready")
