@@ -73,8 +73,9 @@ def _gone(pid: int) -> bool:
 @pytest.mark.slow
 def test_workers_leave_with_their_supervisor_and_requeue_the_job(tmp_path):
     root = tmp_path / "orphans"
-    live = LiveServer(root).start()
+    live = LiveServer(root)
     try:
+        live.start()
         created = live.client.post("/v1/predictions", json={"input": {"text": "Hello there, this runs a while.",
                                                                       **LONG}})
         assert created.status_code == 201, created.text
@@ -94,13 +95,17 @@ def test_workers_leave_with_their_supervisor_and_requeue_the_job(tmp_path):
         assert job.status == "starting" and job.worker_id is None  # requeued, for whichever worker comes next
     finally:
         live.stop()
-    with LiveServer(root) as again:
+    again = LiveServer(root)
+    try:
+        again.start()  # (not `with`: a start that times out must still stop what it started)
         # One live worker for one slot (the orphan is not still claiming jobs), and it takes the requeued job.
         assert again.client.get("/v1/workers").json()["alive"] == 1
         doc = again.wait_for(lambda: (d := again.client.get(f"/v1/predictions/{job_id}").json())["attempt"] >= 2
                              and d, 60, "the requeued job to be claimed again")
         assert doc["status"] in ("processing", "succeeded")
         again.client.post(f"/v1/predictions/{job_id}/cancel")  # no need to wait for the whole rerun
+    finally:
+        again.stop()
 
 
 # --- item 7 ---------------------------------------------------------------------------------------------------

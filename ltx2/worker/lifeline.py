@@ -7,7 +7,7 @@ once, without waiting for the denoising step in progress):
 
 * Linux's parent-death signal (``prctl(PR_SET_PDEATHSIG)``): the kernel signals the worker the moment its parent
   exits, however it died;
-* a watcher thread that compares the parent pid with the supervisor's (``AVATAR_SUPERVISOR_PID``) every second —
+* a watcher thread that compares the parent pid with the supervisor's (``AVATAR_SUPERVISOR_PID``) 4× a second —
   covering the window before prctl took effect and systems without it.
 """
 
@@ -18,13 +18,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from loguru import logger
 
 LOST_SIGNAL = signal.SIGUSR1
 _PR_SET_PDEATHSIG = 1
-CHECK_EVERY_S = 1.0
+CHECK_EVERY_S = 0.25
 
 
 def supervisor_pid() -> int | None:
@@ -39,9 +40,10 @@ def watch_supervisor(on_lost: Callable[[], None]) -> bool:
     expected = supervisor_pid()
     if expected is None:
         return False
-    lost = threading.Event()
-    # The handler only sets a flag: the main thread may be inside a database write when the signal lands.
-    signal.signal(LOST_SIGNAL, lambda *_: lost.set())
+    lost = [False]
+    # The handler only sets a flag, taking no lock: it runs in the main thread between two bytecodes, possibly
+    # inside another handler or while that thread holds a lock (an Event here once deadlocked the worker).
+    signal.signal(LOST_SIGNAL, lambda *_: lost.__setitem__(0, True))
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -51,8 +53,8 @@ def watch_supervisor(on_lost: Callable[[], None]) -> bool:
             logger.warning("prctl is not available; watching the supervisor by polling only")
 
     def watch() -> None:
-        while not lost.wait(CHECK_EVERY_S) and os.getppid() == expected:
-            pass
+        while not lost[0] and os.getppid() == expected:
+            time.sleep(CHECK_EVERY_S)
         logger.warning("worker: supervisor {} is gone", expected)
         on_lost()
 
