@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from frontend import ui
+from frontend import guard, ui
 
 st.set_page_config(page_title="Avatar Studio", page_icon=":material/face:", layout="wide")
+
+if not guard.host_allowed(st.context.headers.get("Host")):
+    # A page that rebound its own name to this machine: it gets nothing (README "Security").
+    st.error("This studio does not answer to this host name. Open it as http://127.0.0.1:<port> (through your "
+             "SSH tunnel), or add the name to AVATAR_ALLOWED_HOSTS.")
+    st.stop()
 
 if ui.exposed() and not st.session_state.get("signed_in_key"):
     # The only page such a visitor can reach; the real pages are not even registered.

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
+
+from ltx2.domain.net import is_loopback  # noqa: F401 - the one loopback rule, used by frontend.ui
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_UI_PORT = 8501
@@ -35,18 +36,6 @@ def env_limits() -> dict:
         "max_script_seconds": _float_env("AVATAR_MAX_SCRIPT_SECONDS", 600.0),
         "max_segments": max(1, int(_float_env("AVATAR_MAX_SEGMENTS", 40))),
     }
-
-
-def is_loopback(host: str | None) -> bool:
-    """Only loopback counts as private. No address at all means Streamlit's default: every interface."""
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def connect_host(host: str) -> str:

@@ -1,6 +1,6 @@
 """The studio as a supervised subprocess of `avatar serve`: `streamlit run frontend/app.py`, restarted if it dies.
 
-Kept free of `ltx2` imports so `avatar serve` can hand it plain values.
+Kept free of `ltx2` imports but its address rules (`ltx2.net`), so `avatar serve` can hand it plain values.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ class Studio:
             "--server.maxUploadSize", str(self.max_upload_mb),
             "--browser.gatherUsageStats", "false",
             "--client.toolbarMode", "minimal",  # no "Deploy" button: this studio is self-hosted
+            # Cross-site protection: XSRF tokens on uploads, and "CORS protection" on (Streamlit's name for
+            # refusing other origins, its WebSocket included); the Host check is frontend/guard.py.
+            "--server.enableXsrfProtection", "true",
+            "--server.enableCORS", "true",
         ]
 
     def _env(self) -> dict[str, str]:

@@ -14,19 +14,27 @@ import time
 
 from loguru import logger
 
-from ltx2.domain.net import is_loopback
+from ltx2.domain.net import bind_addresses, binds_loopback_only
 from ltx2.domain.restart import FIRST_DELAY_S, restart_delay
 from ltx2.domain.status import EXIT_SETUP_FAILED
 from ltx2.settings import Settings
+from ltx2.state import check_database
 
 
 def check_bind(settings: Settings) -> None:
-    """Refuse to listen beyond this machine without an API key."""
-    if not is_loopback(settings.host) and not settings.api_keys:
-        raise SystemExit(
-            f"refusing to listen on {settings.host} without an API key: set AVATAR_API_KEYS='[\"…\"]' "
-            "or listen on 127.0.0.1 and reach it through an SSH tunnel"
-        )
+    """Refuse to listen beyond this machine without an API key; judged on the addresses uvicorn will really bind
+    ("" binds every interface), so no spelling of the host gets around it."""
+    check_database(settings.db_url)  # before any process starts: an emptied database is never "migrated"
+    if settings.api_keys or binds_loopback_only(settings.host):
+        return
+    try:
+        where = ", ".join(str(a) for a in bind_addresses(settings.host))
+    except ValueError as exc:
+        where = str(exc)
+    raise SystemExit(
+        f"refusing to listen on {settings.host or repr(settings.host)} without an API key (it binds {where}): "
+        "set AVATAR_API_KEYS='[\"…\"]' or listen on 127.0.0.1 and reach it through an SSH tunnel"
+    )
 
 
 class Supervisor:

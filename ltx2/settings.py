@@ -61,7 +61,16 @@ class Settings(BaseSettings):
     public_url: str | None = None  # base of the URLs in job documents; default http://<host>:<port>
     api_keys: list[str] = Field(default_factory=list)  # AVATAR_API_KEYS='["key1","key2"]'
     webhook_secret: str | None = None  # whsec_…; generated into the state folder when unset
-    webhook_allow_private: bool = True  # n8n often runs on the same machine
+    # Security (README "Security"): Host names besides loopback, this machine's IPs and public_url's host that the
+    # API answers ("*" = any); extra browser origins allowed to send state-changing requests; outbound URLs
+    # (webhooks) allowed to reach local/private receivers, as "host" or "host:port" — n8n on this machine by default.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list)
+    fetch_allow: list[str] = Field(default_factory=lambda: ["localhost:5678", "127.0.0.1:5678"])
+    # Uploaded photos: decoded at most this many at once (each ~0.1 GB per 10 MP); larger than max_image_mp is
+    # refused, except JPEGs, which are decoded downscaled (1/2, 1/4, 1/8) to fit.
+    decode_slots: int = Field(default=2, ge=1)
+    max_image_mp: float = Field(default=40.0, gt=0)
     workers: int = 1  # worker processes `avatar serve` supervises (one per GPU on a multi-GPU host)
     worker_name: str | None = None  # worker ids start with this (default: the host name), e.g. gpu-box-2
     heartbeat_s: float = Field(default=2.0, gt=0)

@@ -9,9 +9,11 @@ from fastapi import Depends, FastAPI
 from loguru import logger
 
 from ltx2 import __version__
-from ltx2.api import deps, errors
+from ltx2.api import deps, docs, errors
 from ltx2.api.routes import files, health, legacy, predictions, trainings
+from ltx2.api.security import BrowserGuard
 from ltx2.settings import Settings, get_settings
+from ltx2.state import configure_logging, secure_state
 from ltx2.store import lifecycle
 from ltx2.store.jobs import JobStore
 from ltx2.store.notifier import Notifier
@@ -30,13 +32,16 @@ def reap_forever(store: JobStore, settings: Settings, stop: threading.Event) -> 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging()
     store = JobStore(settings.db_url, base_url=settings.base_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         for folder in (settings.outputs_dir, settings.temp_dir, settings.uploads_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        secure_state(settings)
         store.migrate()
+        secure_state(settings)  # the database file now exists: 0600
         stop = threading.Event()
         reaper = threading.Thread(target=reap_forever, args=(store, settings, stop), name="reaper", daemon=True)
         reaper.start()
@@ -55,9 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Talking-avatar videos on LTX-2. /v1 is Replicate-shaped; the seed's paths are kept as "
         "adapters. Errors are RFC 9457 problem+json.",
         lifespan=lifespan,
+        docs_url=None, redoc_url=None, openapi_url=None,  # served by ltx2.api.docs, behind the key
     )
     # Uploads are capped again per kind in ltx2.api.uploads; this stops an oversized body at the door.
     app.add_middleware(errors.BodyLimit, max_bytes=(settings.max_upload_mb + 1) * 2**20)
+    # Outermost: a foreign Host or a cross-site POST is answered before anything else runs (README "Security").
+    app.add_middleware(BrowserGuard, settings=settings)
     app.state.store = store
     app.state.settings = settings
     errors.install(app)
@@ -70,4 +78,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(legacy.router, dependencies=protected)
     app.include_router(trainings.router, dependencies=protected)
     app.include_router(trainings.seed_router, dependencies=protected)
+    docs.install(app, protected)
     return app

@@ -24,16 +24,21 @@ StoreDep = Annotated[JobStore, Depends(store)]
 SettingsDep = Annotated[Settings, Depends(settings)]
 
 
-def require_key(request: Request) -> None:
-    """`Authorization: Bearer KEY` or `X-API-Key: KEY`, when keys are configured."""
+def has_key(request: Request) -> bool:
+    """Whether the request may see keyed things: no keys configured, or a valid one given."""
     keys: list[str] = request.app.state.settings.api_keys
     if not keys:
-        return
+        return True
     given = request.headers.get("x-api-key")
     auth = request.headers.get("authorization", "")
     if given is None and auth.lower().startswith("bearer "):
         given = auth[7:].strip()
-    if given and any(hmac.compare_digest(given.encode(), k.encode()) for k in keys):
+    return bool(given) and any(hmac.compare_digest(given.encode(), k.encode()) for k in keys)
+
+
+def require_key(request: Request) -> None:
+    """`Authorization: Bearer KEY` or `X-API-Key: KEY`, when keys are configured."""
+    if has_key(request):
         return
     raise Problem(401, "a valid API key is required (Authorization: Bearer KEY or X-API-Key: KEY)",
                   headers={"WWW-Authenticate": "Bearer"})

@@ -43,19 +43,27 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._reject(scope, send)
         seen = 0
-        started = False
+        started = exceeded = rejected = False
 
         async def counting_receive():
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    exceeded = True
                     raise _TooLarge
             return message
 
         async def tracking_send(message):
-            nonlocal started
+            nonlocal started, rejected
+            if exceeded and not started:
+                # The body parser may have caught _TooLarge and answered 400 (FastAPI wraps any error while
+                # reading a form): the answer is still 413, and whatever the app wanted to send is dropped.
+                started = rejected = True
+                return await self._reject(scope, send)
+            if rejected:
+                return None
             started = started or message["type"] == "http.response.start"
             await send(message)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Open(BaseModel):
@@ -145,7 +145,7 @@ class Health(_Open):
 
 class HealthCheck(_Open):
     status: str
-    workers: list[WorkerDocument]
+    workers: list[WorkerDocument] | None = Field(None, description="Only with a valid API key (or no keys set)")
     queue: Queue
 
 

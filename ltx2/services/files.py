@@ -31,7 +31,8 @@ def file_document(record, base_url: str) -> dict:
 def upload_limits(settings: Settings) -> UploadLimits:
     return UploadLimits(max_image_bytes=min(20, settings.max_upload_mb) * 2**20,
                         max_audio_bytes=settings.max_upload_mb * 2**20,
-                        max_audio_seconds=settings.max_script_seconds)
+                        max_audio_seconds=settings.max_script_seconds,
+                        max_image_pixels=int(settings.max_image_mp * 1_000_000))
 
 
 def add_upload(store: JobStore, settings: Settings, stream, filename: str | None):

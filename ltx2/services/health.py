@@ -55,8 +55,11 @@ def health(store: JobStore, settings: Settings) -> dict:
             "model": model.get("family"), "tiny_checkpoint": model.get("tiny")}
 
 
-def health_check(store: JobStore, settings: Settings) -> dict:
+def health_check(store: JobStore, settings: Settings, *, detail: bool = True) -> dict:
     state, workers, queue = worker_summary(store, settings)
+    if not detail:
+        # Open to all: only what a load balancer needs. Hosts, pids, paths, job ids and errors need the key.
+        return {"status": state, "queue": queue}
     return {"status": state, "workers": workers, "queue": queue}
 
 

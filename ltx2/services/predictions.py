@@ -15,6 +15,7 @@ from ltx2.domain.policy import is_script, segment_seconds
 from ltx2.domain.prompts import estimate_speech_seconds, plan_clip
 from ltx2.domain.split import split_script
 from ltx2.domain.status import STATUSES, TERMINAL, JobStatus
+from ltx2.net import FetchPolicy
 from ltx2.settings import Settings
 from ltx2.store import lifecycle
 from ltx2.store.documents import job_document
@@ -102,7 +103,8 @@ def create_job(store: JobStore, settings: Settings, kind: str, inp: dict, *, web
                events: list[str] | None, idempotency_key: str | None, retried_from: str | None = None):
     if webhook is not None:
         try:
-            webhook = validate_webhook_url(webhook, allow_private=settings.webhook_allow_private)
+            webhook = validate_webhook_url(webhook)
+            FetchPolicy.from_settings(settings).check(webhook)  # the delivery's own policy, checked up front
             events = validate_events_filter(events)
         except ValueError as exc:
             raise Problem(422, f"webhook: {exc}") from exc

@@ -52,7 +52,7 @@ def read_photos(uploads) -> list[tuple[str, bytes]]:
 def start_training(store: JobStore, settings: Settings, *, name: str, steps: int, uploads,
                    idempotency_key: str | None = None, **extra):
     """Check everything, store the photos, queue the job. Nothing is kept if anything is wrong."""
-    from ltx2.training.photos import PhotosRejected, validate_photos
+    from ltx2.training.photos import PhotosRejected, check_count, validate_photos
 
     try:
         TrainInput(name=name, photos=["x"] * MIN_PHOTOS, steps=steps, **extra)
@@ -63,8 +63,9 @@ def start_training(store: JobStore, settings: Settings, *, name: str, steps: int
         raise Problem(409, f"a face profile named {name!r} already exists: delete it first or pick another name")
     if any(job.input.get("name") == name for job in store.active_jobs("train")):
         raise Problem(409, f"a training for {name!r} is already queued or running")
-    photos = read_photos(uploads)
     try:
+        check_count(len(uploads))  # before a byte of any photo is read
+        photos = read_photos(uploads)
         validate_photos(photos)
     except PhotosRejected as exc:
         raise Problem(422, str(exc), title="Photos rejected",

@@ -23,7 +23,6 @@ This module must stay free of torch: the API process imports it.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import stat
@@ -33,10 +32,11 @@ from pathlib import Path
 from typing import IO
 
 import av
-import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from ltx2.domain.digest import sha256_file
+from ltx2.media import images
+from ltx2.media.images import ImageRejected
 
 __all__ = [
     "UploadError",
@@ -53,12 +53,9 @@ __all__ = [
 
 MB = 1024 * 1024
 
-# Pillow plugins allowed to parse uploads. A whitelist keeps rarely used,
-# historically fragile decoders (and EPS, which shells out to Ghostscript)
-# away from untrusted bytes. (Phone JPEGs that Pillow reports as MPO come in
-# through the JPEG plugin.)
-_PIL_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
-ACCEPTED_IMAGE_FORMATS = ("JPEG", "PNG", "WebP", "GIF", "BMP")
+# Images are decoded by the one allow-listed decoder (ltx2.media.images: PNG, JPEG, WebP; EPS, which shells out
+# to Ghostscript, and every other Pillow plugin never see upload bytes).
+ACCEPTED_IMAGE_FORMATS = images.ACCEPTED
 ACCEPTED_AUDIO_FORMATS = ("WAV", "MP3", "M4A/MP4", "OGG", "WebM", "FLAC")
 
 # FFmpeg demuxers allowed to open uploads. Without this, FFmpeg would happily
@@ -198,87 +195,47 @@ def _prepare_dir(dest_dir: Path | str) -> Path:
     return dest
 
 
-
 # --------------------------------------------------------------------------- images
 
 
+def _rejected(exc: ImageRejected) -> UploadError:
+    title = {413: "Upload too large", 415: "Unsupported media type"}.get(exc.status, "Invalid upload")
+    return UploadError(exc.status, title, f"the image is {exc.reason}" if exc.reason.startswith("too ")
+                       else exc.reason)
+
+
 def _open_image(path: Path) -> Image.Image | None:
-    """Identify ``path`` as an image (header only); None when it is not one."""
+    """Identify ``path`` as an allowed image (header only); None when it is not one."""
     try:
-        return Image.open(path, formats=_PIL_FORMATS)
-    except UnidentifiedImageError:
-        return None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        # Pillow's own check fires inside open() for images far over its limit.
-        raise _too_large(f"the image has too many pixels: {e}") from e
-    except Exception as e:  # hostile headers can trip any decoder bug
-        raise _invalid(f"the image header could not be read: {e}") from e
-
-
-def _flatten_to_rgb(img: Image.Image) -> Image.Image:
-    """Whatever the mode, return 8-bit sRGB without alpha."""
-    if img.mode.startswith("I"):
-        # 16-bit greyscale: Pillow's convert() clips instead of scaling.
-        arr = np.asarray(img).astype(np.uint32) >> 8
-        img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "L")
-    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
-    if has_alpha:
-        # Transparent pixels have arbitrary colour underneath; a white backdrop
-        # is what the user saw in their browser or image viewer.
-        rgba = img.convert("RGBA")
-        backdrop = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        backdrop.alpha_composite(rgba)
-        backdrop.info = dict(img.info)
-        img = backdrop
-    icc = img.info.get("icc_profile")
-    if icc:
-        # Metadata is stripped below, so bake a non-sRGB profile (e.g. Display
-        # P3 from phones) into the pixels first; colours would shift otherwise.
-        try:
-            from PIL import ImageCms
-
-            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            dst = ImageCms.createProfile("sRGB")
-            base = img.convert("RGB") if img.mode == "RGBA" else img
-            return ImageCms.profileToProfile(base, src, dst, outputMode="RGB")
-        except Exception:  # noqa: BLE001 - a broken or mismatched profile: fall back to the raw values
-            pass
-    return img.convert("RGB")
+        return images.open_image(path)
+    except ImageRejected as e:
+        if e.status == 415:
+            return None
+        raise _rejected(e) from None
 
 
 def _finish_image(img: Image.Image, dest_dir: Path, limits: UploadLimits) -> StoredFile:
     with img:
-        width, height = img.size
-        pixels = width * height
-        # img.size comes from the header; check it before any pixel is decoded.
-        # Also stay under Pillow's own threshold so its warning never fires
-        # (warning filters are process-global and not safe to toggle per request).
-        pil_max = Image.MAX_IMAGE_PIXELS
-        if pixels > limits.max_image_pixels or (pil_max and pixels > pil_max):
-            raise _too_large(
-                f"the image is {width}x{height} ({pixels / 1e6:.1f} MP); "
-                f"the limit is {limits.max_image_pixels / 1e6:g} MP"
-            )
-        if min(width, height) < limits.min_image_side:
-            raise _invalid(
-                f"the image is {width}x{height}; both sides must be at least {limits.min_image_side} pixels"
-            )
-        fmt = img.format or "image"
         try:
-            img.seek(0)  # animated/multi-frame: the first frame is the photo
-            img.load()
-            upright = ImageOps.exif_transpose(img)
-            rgb = _flatten_to_rgb(upright)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-            raise _too_large(f"the image has too many pixels: {e}") from e
-        except Exception as e:  # truncated/corrupt data surfaces as many exception types
-            raise _invalid(f"the {fmt} image could not be decoded: {e}") from e
+            # The header's size is checked before any pixel is decoded; decoding waits for a decode slot.
+            header = images.check_header(img, max_pixels=limits.max_image_pixels, min_side=limits.min_image_side)
+        except ImageRejected as e:
+            raise _rejected(e) from None
+        # On the decode pool from the first pixel until the PNG copy is written: parallel uploads queue there.
+        return images.in_decode_pool(_decode_to_png, img, header, dest_dir)
 
-    # A fresh image has an empty info dict, so nothing (EXIF, ICC, XMP, text
-    # chunks) can ride along into the PNG encoder.
-    clean = Image.new("RGB", rgb.size)
-    clean.paste(rgb)
-    del rgb
+
+def _decode_to_png(img: Image.Image, header: images.Header, dest_dir: Path) -> StoredFile:
+    try:
+        rgb = images.decode_opened(img, header)
+    except ImageRejected as e:
+        raise _rejected(e) from None
+    finally:
+        img.close()  # the decoded original goes as soon as its RGB copy exists
+    # An empty info dict on the freshly converted image, so nothing (EXIF, ICC, XMP, text chunks) can ride
+    # along into the PNG encoder; no copy of the pixels is made for that (a 40 MP image is 120 MB).
+    clean = rgb
+    clean.info = {}
     final = dest_dir / f"{uuid.uuid4().hex}.png"
     part = dest_dir / f".{final.name}.part"
     try:

@@ -122,10 +122,13 @@ def migrate(url: str) -> None:
     from alembic import command
     from alembic.config import Config
 
+    from ltx2.state import check_database
+
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     with _migration_lock(url):
+        check_database(url)  # inside the lock: another process's half-created file is never judged
         command.upgrade(config, "head")
 
 
@@ -266,7 +269,9 @@ class JobStore:
         if existing is None:  # the key's owner was deleted in between
             return self.create(kind, input, webhook=webhook, webhook_events_filter=webhook_events_filter,
                                priority=priority, retried_from=retried_from)
-        if existing.kind != kind or existing.input != input:
+        # The webhook is part of the request: a retry that adds or changes one must not silently lose it.
+        if (existing.kind, existing.input, existing.webhook, existing.webhook_events_filter) != (
+                kind, input, webhook, webhook_events_filter):
             raise IdempotencyConflict(existing)
         return existing, False
 

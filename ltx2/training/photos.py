@@ -8,15 +8,16 @@ below behave the same for a 512 px scan and a 4000 px phone photo; boxes are map
 
 from __future__ import annotations
 
-import io
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from ltx2.domain.limits import MAX_PHOTO_SIDE, MAX_PHOTOS, MIN_PHOTOS
+from ltx2.media import images
+from ltx2.media.images import ImageRejected
 
 # Detection is tuned at this working size (long side, pixels); see module docstring.
 DETECT_LONG_SIDE = 640
@@ -33,7 +34,6 @@ SECONDARY_FACE_RATIO = 0.5
 CROP_MARGIN = 1.8
 # Crops are stored at most this large; training resizes them to its own resolution anyway.
 MAX_CROP_SIDE = 1024
-MAX_PIXELS = 50_000_000  # refuse larger images before decoding their pixels (decompression bombs)
 # `full` is kept at most this large (long side): ample for 512 px training re-crops, and ten 24 MP photos
 # then hold ~120 MB instead of ~700 MB. Face sizes are still checked in the original photo's pixels.
 MAX_FULL_SIDE = MAX_PHOTO_SIDE
@@ -148,22 +148,6 @@ def _sharpness(image: Image.Image, box: tuple[int, int, int, int]) -> float:
     return float(cv2.Laplacian(np.asarray(face, dtype=np.float32), cv2.CV_32F).var())
 
 
-def _decode(data: bytes) -> Image.Image:
-    """Decode by content (not by extension), apply EXIF orientation, flatten to RGB."""
-    with Image.open(io.BytesIO(data)) as img:
-        if img.width * img.height > MAX_PIXELS:
-            raise _Bad(f"too large ({img.width}x{img.height}); use at most {MAX_PIXELS // 1_000_000} megapixels")
-        img.load()
-        img = ImageOps.exif_transpose(img)
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            # Transparent areas become white rather than black (convert() would drop alpha to black).
-            rgba = img.convert("RGBA")
-            flat = Image.new("RGB", rgba.size, (255, 255, 255))
-            flat.paste(rgba, mask=rgba.getchannel("A"))
-            return flat
-        return img.convert("RGB")
-
-
 class _Bad(Exception):
     pass
 
@@ -181,11 +165,10 @@ def check_photo(name: str, source: bytes | Path, *, min_side: int = 256, min_fac
     except OSError as exc:
         raise _Bad(f"cannot be read ({exc.strerror or exc.__class__.__name__})") from exc
     try:
-        full = _decode(data)
-    except Image.DecompressionBombError as exc:
-        raise _Bad(f"too large: use at most {MAX_PIXELS // 1_000_000} megapixels") from exc
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise _Bad("not an image (JPEG, PNG, WebP… could not be decoded)") from exc
+        # The one allow-listed decoder: PNG/JPEG/WebP, header checked first, megapixel cap, bounded pool.
+        full = images.decode(data)
+    except ImageRejected as exc:
+        raise _Bad(exc.reason) from None
     if min(full.size) < min_side:
         raise _Bad(f"too small ({full.width}x{full.height}): the shorter side must be at least {min_side} pixels")
     original_long_side = max(full.size)
@@ -222,29 +205,42 @@ def validate_photos(
 
     Nothing is written anywhere: the FacePhotos are in memory.
     """
+    check_count(len(sources), min_photos=min_photos, max_photos=max_photos)
+    # Every header before any pixels: photos whose header rules them out (type, megapixels) are never decoded.
+    found = {i: reason for i, (_, source) in enumerate(sources) if (reason := header_problem(source))}
     photos: list[FacePhoto] = []
-    problems: list[PhotoProblem] = []
-    for name, source in sources:
+    for i, (name, source) in enumerate(sources):
+        if i in found:
+            continue
         try:
             photos.append(check_photo(name, source, min_side=min_side, min_face=min_face))
         except _Bad as bad:
-            problems.append(PhotoProblem(name, str(bad)))
-    count_issue = None
-    if len(sources) < min_photos:
-        count_issue = f"{len(sources)} photo(s) given: at least {min_photos} are needed"
-    elif len(sources) > max_photos:
-        count_issue = f"{len(sources)} photos given: at most {max_photos} are allowed"
-    if problems or count_issue:
-        parts = []
-        if count_issue:
-            parts.append(count_issue)
-        if problems:
-            parts.append(
-                f"{len(problems)} of {len(sources)} photo(s) cannot be used: "
-                + "; ".join(f"{p.name}: {p.reason}" for p in problems)
-            )
-        raise PhotosRejected(". ".join(parts), problems)
+            found[i] = str(bad)
+    problems = [PhotoProblem(sources[i][0], found[i]) for i in sorted(found)]
+    if problems:
+        raise PhotosRejected(f"{len(problems)} of {len(sources)} photo(s) cannot be used: "
+                             + "; ".join(f"{p.name}: {p.reason}" for p in problems), problems)
     return photos
+
+
+def check_count(count: int, *, min_photos: int = MIN_PHOTOS, max_photos: int = MAX_PHOTOS) -> None:
+    """The photo count, checked before anything is read or decoded."""
+    if count < min_photos:
+        raise PhotosRejected(f"{count} photo(s) given: at least {min_photos} are needed", [])
+    if count > max_photos:
+        raise PhotosRejected(f"{count} photos given: at most {max_photos} are allowed", [])
+
+
+def header_problem(source: bytes | Path) -> str | None:
+    """Why a photo's header alone rules it out (not PNG/JPEG/WebP, too many pixels), or None."""
+    try:
+        with images.open_image(_read(source)) as img:
+            images.check_header(img)
+    except ImageRejected as exc:
+        return exc.reason
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc.__class__.__name__})"
+    return None
 
 
 def best_photo(photos: list[FacePhoto]) -> int:

@@ -18,10 +18,12 @@ from loguru import logger
 
 from ltx2.domain.status import EXIT_OK, EXIT_SETUP_FAILED, WorkerState
 from ltx2.settings import Settings, get_settings
+from ltx2.state import configure_logging, secure_state
 from ltx2.store import lifecycle
 from ltx2.store.jobs import JobStore
 from ltx2.store.models import CANCELED, FAILED, STARTING, SUCCEEDED
 from ltx2.store.notifier import Notifier
+from ltx2.worker.lifeline import watch_supervisor
 
 KINDS = ("generate", "train")
 PROGRESS_INTERVAL_S = 0.5  # at most ~2 progress writes a second
@@ -36,6 +38,20 @@ class Worker:
         self.stopping = threading.Event()  # finish the current job, then exit
         self.aborting = threading.Event()  # second signal: requeue the current job now
         self.engine = None
+        self.current_job: str | None = None
+
+    def _on_supervisor_lost(self) -> None:
+        """The supervisor died (its restart will start a new worker): requeue the job in hand and exit now, mid-step
+        or mid-load. Outputs are written atomically, so stopping anywhere leaves nothing half-written."""
+        try:
+            job_id = self.current_job
+            if job_id is not None and lifecycle.move(self.store, job_id, STARTING, worker_id=self.id):
+                self.store.append_log(job_id, f"worker {self.id} lost its supervisor: job requeued")
+            self.store.worker_seen(self.id, state=WorkerState.STOPPED)
+        except Exception:  # noqa: BLE001 - leave anyway; the reaper requeues a job whose heartbeat stops
+            logger.exception("worker {}: could not requeue after losing the supervisor", self.id)
+        finally:
+            os._exit(EXIT_OK)
 
     def _on_signal(self, signum, _frame) -> None:
         if self.stopping.is_set():
@@ -46,20 +62,31 @@ class Worker:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        watch_supervisor(self._on_supervisor_lost)
+        configure_logging()
+        secure_state(self.settings)
         self.store.migrate()
         # Webhooks of this worker's moves go out from here too, so a machine without an API still sends them.
         notifier = Notifier(self.store, self.settings).start()
         self.store.worker_seen(self.id, state=WorkerState.STARTING, pid=os.getpid(), device=self.settings.device)
+        loaded, beat_lock = threading.Event(), threading.Lock()
+        # Real weights take minutes to load: keep heartbeating "starting" so /health-check says STARTING.
+        threading.Thread(target=self._heartbeat_while_loading, args=(loaded, beat_lock), name="loading-heartbeat",
+                         daemon=True).start()
         try:
             from ltx2.engine.factory import load_engine
 
             self.engine = load_engine(self.settings)
             seconds = self.engine.warm_up()
         except Exception as exc:  # noqa: BLE001 - any failure here means this worker cannot serve
+            with beat_lock:  # no "starting" beat may land after "failed"
+                loaded.set()
             logger.exception("worker {}: engine setup failed", self.id)
             self.store.worker_seen(self.id, state=WorkerState.FAILED, error=f"{exc.__class__.__name__}: {exc}")
             notifier.stop(timeout=1)
             return EXIT_SETUP_FAILED
+        with beat_lock:
+            loaded.set()
         info = self.engine.model_info
         self.store.worker_seen(self.id, state=WorkerState.READY, device=info["device"], model=info)
         logger.info("worker {} ready in {:.1f}s on {} ({})", self.id, seconds, info["device"],
@@ -84,12 +111,22 @@ class Worker:
         self.store.close()
         return EXIT_OK
 
+    def _heartbeat_while_loading(self, loaded: threading.Event, lock: threading.Lock) -> None:
+        while not loaded.wait(self.settings.heartbeat_s):
+            try:
+                with lock:
+                    if not loaded.is_set():
+                        self.store.worker_seen(self.id, state=WorkerState.STARTING)
+            except Exception:  # noqa: BLE001 - a missed beat is retried on the next one
+                logger.exception("worker {}: heartbeat while loading failed", self.id)
+
     def run_job(self, job) -> None:
         from ltx2.domain.errors import InvalidInputError, JobCanceled, OutOfMemoryError
         from ltx2.worker.runners import run_generate, run_train
 
         store, settings = self.store, self.settings
         logger.info("worker {}: job {} ({}) attempt {}", self.id, job.id, job.kind, job.attempt)
+        self.current_job = job.id
         store.worker_seen(self.id, state=WorkerState.BUSY, job_id=job.id)
         self._log(job.id, f"started on worker {self.id} (attempt {job.attempt})")
         lost = threading.Event()
@@ -143,6 +180,7 @@ class Worker:
             if lifecycle.move(store, job.id, SUCCEEDED, worker_id=self.id, output=output):
                 self._log(job.id, "succeeded")
         finally:
+            self.current_job = None
             done.set()
             beat.join()
             store.worker_seen(self.id, state=WorkerState.READY)

@@ -281,7 +281,9 @@ def n8n_binary() -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    live = LiveServer(tmp_path_factory.mktemp("n8n-server"), env={"AVATAR_API_KEYS": json.dumps([API_KEY])})
+    # n8n listens on a free loopback port here (localhost:5678, the default allow-list entry, in real setups).
+    live = LiveServer(tmp_path_factory.mktemp("n8n-server"), env={"AVATAR_API_KEYS": json.dumps([API_KEY]),
+                                                                   "AVATAR_FETCH_ALLOW": '["127.0.0.1"]'})
     live.client.headers["Authorization"] = f"Bearer {API_KEY}"
     with live:
         yield live

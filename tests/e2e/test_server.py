@@ -27,7 +27,9 @@ LONG = {"width": 256, "height": 256, "seconds": 1.5, "mode": "two-stage", "steps
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, module_db_url):
-    with LiveServer(tmp_path_factory.mktemp("live"), env=server_env(module_db_url)) as live:
+    # The webhook test's receiver listens on a loopback port: local receivers must be allow-listed.
+    env = {**server_env(module_db_url), "AVATAR_FETCH_ALLOW": '["127.0.0.1"]'}
+    with LiveServer(tmp_path_factory.mktemp("live"), env=env) as live:
         yield live
 
 

@@ -844,7 +844,7 @@ def test_api_process_never_imports_torch(tmp_path):
 
         tmp = Path({str(tmp_path)!r})
         app = create_app(Settings(outputs_dir=tmp / "out", temp_dir=tmp / "tmp", api_keys=[], database_url=None,
-                                  models_dir=Path({str(PROJECT_ROOT / "models")!r})))
+                                  public_url="http://testserver", models_dir=Path({str(PROJECT_ROOT / "models")!r})))
         import io
         from PIL import Image
         buf = io.BytesIO()

@@ -13,8 +13,8 @@ from ltx2.settings import Settings
 
 
 @pytest.mark.parametrize("host, loop", [("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True),
-                                        ("0.0.0.0", False), ("192.168.1.5", False), ("example.org", False),
-                                        ("", False)])
+                                        ("0.0.0.0", False), ("", False), ("::", False), ("192.168.1.5", False),
+                                        ("example.org", False)])
 def test_loopback_detection(host, loop):
     assert is_loopback(host) is loop
 

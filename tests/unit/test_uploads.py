@@ -123,7 +123,15 @@ def test_upload_error_is_a_problem_document():
 # --------------------------------------------------------------------------- images
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP"])
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF", "PPM"])
+def test_formats_outside_the_allow_list_are_refused(dest, fmt):
+    # PNG, JPEG and WebP only (ltx2.media.images): other Pillow decoders never see upload bytes.
+    err = assert_refused(lambda: store_image(image_bytes(fmt), dest), 415)
+    assert "PNG, JPEG, WebP" in err.detail
+    assert empty(dest)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
 def test_image_formats_are_reencoded_to_png(dest, fmt):
     stored = store_image(image_bytes(fmt), dest)
     assert isinstance(stored, StoredFile)
@@ -158,21 +166,6 @@ def test_exif_orientation_is_applied_and_metadata_stripped(dest):
         assert not out.getexif() and not out.text
     raw = stored.path.read_bytes()
     assert b"Jane Doe" not in raw and b"eXIf" not in raw and b"iCCP" not in raw
-
-
-def test_animated_gif_keeps_first_frame(dest):
-    frames = [Image.new("RGB", (80, 80), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
-    buf = io.BytesIO()
-    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
-    with Image.open(io.BytesIO(buf.getvalue())) as check:
-        assert check.n_frames == 3
-
-    stored = store_image(buf.getvalue(), dest)
-
-    with Image.open(stored.path) as out:
-        assert getattr(out, "n_frames", 1) == 1
-        r, g, b = out.getpixel((40, 40))
-        assert r > 200 and g < 50 and b < 50
 
 
 def test_animated_webp_keeps_first_frame(dest):
@@ -265,7 +258,7 @@ def test_decompression_bombs_never_allocate_pixels(tmp_path):
 
 def test_oversize_image_bytes_are_refused(dest):
     limits = UploadLimits(max_image_bytes=10_000)
-    data = image_bytes("BMP", size=(100, 100))  # 30 KB
+    data = image_bytes("PNG", size=(100, 100), compress_level=0)  # 30 KB
     assert_refused(lambda: store_image(data, dest, limits), 413)
     assert empty(dest)
 
@@ -418,7 +411,7 @@ def test_store_upload_sniffs_each_kind(dest, tmp_path):
 
 def test_store_upload_applies_the_per_kind_byte_limit(dest, tmp_path):
     limits = UploadLimits(max_image_bytes=10_000, max_audio_bytes=100_000)
-    assert_refused(lambda: store_upload(image_bytes("BMP", size=(100, 100)), dest, limits), 413)
+    assert_refused(lambda: store_upload(image_bytes("PNG", size=(100, 100), compress_level=0), dest, limits), 413)
     limits = UploadLimits(max_image_bytes=100_000, max_audio_bytes=10_000)
     assert_refused(lambda: store_upload(wav_bytes(tmp_path, 1.0), dest, limits), 413)
     assert empty(dest)

@@ -42,6 +42,7 @@ def test_workers_list_alive_lost_and_old(tmp_path, db_url):
 
         everyone = client.get("/v1/workers", params={"all": "true"}, headers=headers).json()["workers"]
         assert {w["id"] for w in everyone} == {"gpu-a-1-aaaaaa", "gpu-b-2-bbbbbb", "gpu-c-3-cccccc"}
-        # /health-check lists the live ones too.
-        check = client.get("/health-check").json()
+        # /health-check lists the live ones too (to a caller with the key; anonymous callers get the state only).
+        assert set(client.get("/health-check").json()) == {"status", "queue"}
+        check = client.get("/health-check", headers=headers).json()
         assert check["status"] == "READY" and [w["id"] for w in check["workers"]] == ["gpu-a-1-aaaaaa"]

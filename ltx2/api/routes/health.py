@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from ltx2.api.deps import SettingsDep, StoreDep
+from ltx2.api.deps import SettingsDep, StoreDep, has_key
 from ltx2.api.schemas import Health, HealthCheck, Limits, WorkerList
 from ltx2.services import health as svc
 
@@ -41,10 +41,10 @@ def health(store: StoreDep, settings: SettingsDep):
     return svc.health(store, settings)
 
 
-@open_router.get("/health-check", response_model=HealthCheck,
+@open_router.get("/health-check", response_model=HealthCheck, response_model_exclude_unset=True,
                  summary="Cog-style state: STARTING, READY, BUSY, SETUP_FAILED, DEFUNCT")
-def health_check(store: StoreDep, settings: SettingsDep):
-    return svc.health_check(store, settings)
+def health_check(request: Request, store: StoreDep, settings: SettingsDep):
+    return svc.health_check(store, settings, detail=has_key(request))
 
 
 @router.get("/metrics", response_class=Response,
