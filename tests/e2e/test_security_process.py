@@ -16,11 +16,10 @@ from pathlib import Path
 import av
 import pytest
 
-from ltx2.store.jobs import JobStore
 from ltx2.domain.captions import build_cues, to_srt
 from ltx2.serve import check_bind
 from ltx2.settings import PROJECT_ROOT, Settings
-
+from ltx2.store.jobs import JobStore
 from tests.api_helpers import api, assert_problem
 from tests.live_server import LiveServer, free_port
 

@@ -16,7 +16,6 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from frontend.launcher import Studio
-
 from tests.live_server import free_port
 
 pytestmark = pytest.mark.slow

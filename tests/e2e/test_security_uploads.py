@@ -19,7 +19,6 @@ import pytest
 from PIL import Image
 
 from ltx2.services.uploads import UploadLimits, store_image
-
 from tests.api_helpers import assert_problem
 from tests.live_server import LiveServer
 

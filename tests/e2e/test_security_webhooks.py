@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from ltx2.net import FetchPolicy, FetchRefused, fetch, guarded_client
-
 from tests.api_helpers import api, assert_problem
 from tests.live_server import LiveServer
 
