@@ -47,7 +47,7 @@ with st.sidebar:
 ui.banner(state)
 try:
     page.run()
-except Exception as exc:  # noqa: BLE001 - the last line of defence: words on the page, the traceback in the log
+except Exception as exc:  # the last line of defence: words on the page, the traceback in the log
     # Streamlit's own control flow (rerun, stop, switch page) is not an Exception, so it passes through.
     logging.getLogger("avatar.studio").exception("page %s failed", page.title)
     st.error(f"This page ran into a problem it did not expect ({type(exc).__name__}: {exc}). What you entered "

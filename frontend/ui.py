@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime, timezone
-
 from pathlib import Path
 
 import streamlit as st

@@ -140,7 +140,7 @@ def test_create_estimate_validation_and_submit(at, server):
 
     at.file_uploader(key="create_photo_upload").upload("me.png", astronaut_png(), "image/png").run()
     assert at.session_state["create_photo"]["name"] == "me.png"
-    assert "me.png" in at.image[0].captions, "the reference photo is previewed"
+    assert at.image[0].captions[0].startswith("me.png · 512×512"), "the reference photo is previewed, with its size"
     at.slider(key="create_strength").set_value(0.8).run()
     at.selectbox(key="create_size").select("Thumbnail 128×128 (smoke test)").run()
     at.number_input(key="create_seed").set_value(7).run()
@@ -556,7 +556,7 @@ def test_versions_grouped_with_thumbnails_and_every_file(at, server):
     assert "2 versions of this text" in texts(at.caption)
     version = at.selectbox(key=f"version-{first['id']}")
     assert len(version.options) == 2 and version.value == again["id"], "the newest version is shown first"
-    assert len(at.image) >= 2, "each version has its thumbnail"
+    assert at.image[0].captions == ["Version 2", "Version 1"], "each version has its thumbnail"
     labels = {b.label for b in at.get("download_button")}
     assert {"Download MP4", "Download SRT captions", "Download WebVTT captions", "Download thumbnail",
             "Download metadata"} <= labels, labels

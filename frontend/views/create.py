@@ -8,6 +8,7 @@ import streamlit as st
 
 from frontend import ui, uploads
 from frontend.client import ApiError, Upload
+
 # Pure Python (no torch): the same estimate, prompt and split the server plans with.
 from ltx2.engine.prompts import build_prompt, estimate_speech_seconds, plan_clip
 from ltx2.script.policy import draft_size
@@ -101,16 +102,22 @@ def _segment_list(segments) -> None:
 
 @st.fragment
 def text_and_estimate(mode: str) -> None:
-    """Only this part reruns when the text changes (Ctrl+Enter or leaving the box), so the estimate and the plan
-    follow it without redrawing the page."""
+    """Only this part reruns when the text changes (Ctrl+Enter or leaving the box), so the estimate, the plan
+    and the prompt preview follow it without redrawing the page."""
     voice = mode == "voice"
     label = "Transcript of your recording (optional)" if voice else "What the avatar says"
     text = st.session_state.get("create_text") or ""
     st.text_area(label, key="create_text", max_chars=5000, height=text_height(text), **PERSIST,
                  help="A line, or a whole script: longer texts are split into segments at sentence ends and made "
                       "into one video. A blank line always starts a new segment.")
+    estimate(mode, st.session_state.get("create_text") or "")
+    if not voice:
+        prompt_preview(mode, st.session_state.get("create_text") or "")
+
+
+def estimate(mode: str, text: str) -> None:
     lim = ui.limits()
-    if voice:
+    if mode == "voice":
         st.caption(f"The video is as long as your recording; one longer than {lim['max_seconds']:g} s "
                    f"(one clip) is made in segments of at most {lim['segment_seconds']:g} s each.")
         return
@@ -203,8 +210,13 @@ def _tiny_loaded() -> bool:
     return "error" not in state and bool((ui.loaded_model(state) or {}).get("tiny"))
 
 
-def prompt_preview(text: str, inp: dict, trigger: str | None, has_photo: bool) -> None:
-    """The prompt the server builds from these inputs (the first segment's, for a script)."""
+def prompt_preview(mode: str, text: str) -> None:
+    """The prompt the server builds from these inputs (the first segment's, for a script). The description,
+    profile and photo are read from the session: they are drawn below, after this fragment."""
+    state = st.session_state
+    description = (state.get("create_description") or "").strip() or None if mode == "random" else None
+    trigger = state.get("create_trigger") if mode == "profile" else None
+    has_photo = mode == "profile" or (mode == "photo" and bool(state.get("create_photo")))
     if not text.strip():
         return
     lim = ui.limits()
@@ -218,8 +230,8 @@ def prompt_preview(text: str, inp: dict, trigger: str | None, has_photo: bool) -
         except ValueError:
             return  # the estimate above already says why
     try:
-        prompt = build_prompt(first, avatar_description=inp.get("avatar_description"),
-                              has_reference_image=has_photo, trigger_token=trigger)
+        prompt = build_prompt(first, avatar_description=description, has_reference_image=has_photo,
+                              trigger_token=trigger)
     except ValueError:
         return
     with st.expander("Prompt preview: what the model is asked", icon=":material/description:",
@@ -245,7 +257,6 @@ text_and_estimate(mode)
 
 inp: dict = {}
 photo = audio = None
-trigger = None
 numbers_ok = True
 profiles: list[dict] = []
 if mode == "photo":
@@ -278,9 +289,12 @@ elif mode == "profile":
         except ApiError:
             left.caption("(photo unavailable)")
         trigger = profile["trigger"]
+        if st.session_state.get("create_trigger") != trigger:  # the preview above was drawn without it
+            st.session_state["create_trigger"] = trigger
+            st.rerun()
         right.caption(f"Trigger word `{trigger}` · {profile['photos']} photos · {profile['steps']} steps")
         right.caption(f":material/auto_awesome: You do not need to type `{trigger}`: it is added to the prompt for "
-                      "you (see the preview below).")
+                      "you (see the prompt preview).")
         inp["profile"] = chosen
         inp["profile_strength"] = right.slider("Profile strength", 0.0, 2.0, 1.0, 0.05, key="create_profile_strength",
                                                **PERSIST)
@@ -333,8 +347,6 @@ draft = st.toggle("Draft: quick half-size preview, finalize later", key="create_
                        "do not like, then Finalize it on the Jobs page: the same seed and segments at full size.")
 if draft:
     st.caption("The draft is made at {}×{}; finalizing makes it at full size.".format(*draft_size(*SIZES[size])))
-if mode != "voice":
-    prompt_preview(st.session_state.get("create_text") or "", inp, trigger, bool(photo) or mode == "profile")
 
 if st.button("Generate", type="primary", icon=":material/movie:", key="create_submit"):
     text = (st.session_state.get("create_text") or "").strip()

@@ -3,7 +3,7 @@ finished script's segments with retakes, its captions, and Finalize for drafts."
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import streamlit as st
 
@@ -82,10 +82,10 @@ def _elapsed(job: dict) -> str | None:
     if not started:
         return None
     try:
-        since = datetime.fromisoformat(started.replace("Z", "+00:00"))
+        since = datetime.fromisoformat(started)
     except ValueError:
         return None
-    seconds = max(0, int((datetime.now(timezone.utc) - since).total_seconds()))
+    seconds = max(0, int((datetime.now(UTC) - since).total_seconds()))
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
