@@ -6,7 +6,7 @@ import random
 
 import streamlit as st
 
-from frontend import ui, uploads
+from frontend import config, ui, uploads
 from frontend.client import ApiError, Upload
 
 # Pure Python (no torch): the same estimate, prompt and split the server plans with.
@@ -20,8 +20,7 @@ MODES = {  # the first works with no upload at all, so a first clip is one click
     "profile": "Trained face profile",
     "voice": "My own voice recording",
 }
-DEFAULT_TEXT = "Hello there, welcome to the studio. This is my very first clip."
-DEFAULT_DESCRIPTION = "a friendly presenter with short dark hair and a blue shirt, in a bright studio"
+DEFAULT_TEXT, DEFAULT_DESCRIPTION = config.DEFAULT_TEXT, config.DEFAULT_DESCRIPTION
 SIZES = {
     "Landscape 768×512": (768, 512),
     "Portrait 512×768": (512, 768),
@@ -307,7 +306,9 @@ else:  # voice
     audio = _upload_picker("…or upload a recording (WAV, MP3, M4A, OGG, FLAC)",
                            ["wav", "mp3", "m4a", "ogg", "flac", "webm"], "create_voice_upload", "create_voice",
                            _audio_preview, kind="audio")
-    with st.expander("Reference photo (optional)"):
+    # Open while it holds a photo or a message about one, so neither is hidden after the upload's rerun.
+    with st.expander("Reference photo (optional)", expanded=bool(st.session_state.get("create_voice_photo")
+                                                                 or st.session_state.get("create_voice_photo_problem"))):
         photo = _upload_picker("Reference photo", ["png", "jpg", "jpeg", "webp"], "create_voice_photo_upload",
                                "create_voice_photo", _photo_preview)
 
