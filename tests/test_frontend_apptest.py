@@ -239,7 +239,7 @@ def finished_script(server) -> dict:
     job = server.client.post("/v1/predictions", json={"input": {
         "text": SCRIPT, "captions": ["srt", "vtt"], "draft": True, **SMALL}}).json()
     assert "id" in job, job
-    return server.wait_status(job["id"], ("succeeded",), timeout=240)
+    return server.wait_status(job["id"], ("succeeded",), timeout=600)
 
 
 def test_jobs_script_segments_retake_finalize(at, server, finished_script):
@@ -716,3 +716,9 @@ def test_launcher_command_follows_the_api_host(monkeypatch):
     assert cmd[cmd.index("--server.address") + 1] == "0.0.0.0"
     assert public._env()["AVATAR_API_URL"] == "http://127.0.0.1:9000"
     assert public._env()["AVATAR_API_KEY"] == "k1"
+
+    # A calm accent instead of Streamlit's red, whose focus ring on a text box reads as an error.
+    assert cmd[cmd.index("--theme.primaryColor") + 1] != "#FF4B4B"
+    # The start-up output carries the tunnel command for this studio and its API.
+    hint = local.tunnel_hint(8000)
+    assert "ssh -N -L 8501:127.0.0.1:8501 -L 8000:127.0.0.1:8000 " in hint and "http://localhost:8501" in hint
