@@ -145,9 +145,27 @@ def commit_area(locator, value: str) -> None:
     locator.press("Control+Enter")  # a Streamlit text area commits on Ctrl+Enter or blur (Enter is a new line)
 
 
+def settled(page) -> None:
+    """Wait until Streamlit has finished the current run (its running indicator is gone)."""
+    expect(page.locator('[data-testid="stStatusWidget"]')).to_have_count(0, timeout=WAIT_MS)
+
+
 def pick(page, selectbox_label: str, option: str) -> None:
-    page.get_by_role("combobox", name=selectbox_label).click()
-    page.get_by_role("option", name=option).click()
+    from playwright.sync_api import TimeoutError as ListClosed
+
+    # A rerun that lands while the list opens redraws the box closed; open it again as a person would.
+    for _ in range(3):
+        settled(page)
+        page.get_by_role("combobox", name=selectbox_label).click()
+        choice = page.get_by_role("option", name=option)
+        try:
+            choice.wait_for(state="visible", timeout=5000)
+        except ListClosed:
+            page.keyboard.press("Escape")
+            continue
+        choice.click()
+        return
+    pytest.fail(f"the {selectbox_label!r} list never showed {option!r}")
 
 
 def face_photos(folder: Path) -> list[str]:
