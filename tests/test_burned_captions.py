@@ -41,3 +41,30 @@ def test_font_follows_the_frame():
     small = caption_layout("Hello there.", 768, 512).font.size
     large = caption_layout("Hello there.", 2048, 2048).font.size
     assert large > 2 * small, (small, large)
+
+
+@pytest.mark.parametrize(("width", "height"), [(64, 64), (768, 512)])
+def test_stitched_video_keeps_its_captions_inside_the_frame(tmp_path, width, height):
+    """Through the real stitch and encode: the decoded MP4 shows the caption, and its edges stay clear."""
+    import av
+
+    from ltx2.script.stitch import SegmentFiles, stitch, write_segment
+
+    fps, rate, frames = 24.0, 16000, 24
+    grey = np.full((frames, height, width, 3), 128, np.uint8)
+    silence = np.zeros((2, rate * frames // int(fps)), np.float32)
+    segments = [SegmentFiles(tmp_path / "seg", i) for i in range(2)]
+    for files in segments:
+        write_segment(files, [grey], silence, rate, fps)
+    cues = build_cues([(LONG, 0.0, 2 * frames / fps)])
+    out = tmp_path / "captioned.mp4"
+    stitch(segments, [frames, frames], out, fps=fps, sample_rate=rate, burn_in=cues)
+
+    with av.open(str(out)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == 2 * frames
+    for frame in decoded[::6]:
+        caption = np.abs(frame.astype(int) - 128).max(axis=2) > 48  # text or outline, not compression ripples
+        assert caption.any(), "the caption is in the picture"
+        edges = np.concatenate([caption[0], caption[-1], caption[:, 0], caption[:, -1]])
+        assert not edges.any(), f"a caption pixel touches the edge of the {width}×{height} video"
