@@ -6,6 +6,8 @@ sees the same jobs. When it listens beyond loopback it shows nothing until the v
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from frontend import guard, ui
@@ -49,4 +51,10 @@ with st.sidebar:
         st.caption(f"{queue.get('processing', 0)} running · {queue.get('waiting', 0)} waiting")
     st.caption(f"API {ui.api_url()}")
 ui.banner(state)
-page.run()
+try:
+    page.run()
+except Exception as exc:  # the last line of defence: words on the page, the traceback in the log
+    # Streamlit's own control flow (rerun, stop, switch page) is not an Exception, so it passes through.
+    logging.getLogger("avatar.studio").exception("page %s failed", page.title)
+    st.error(f"This page ran into a problem it did not expect ({type(exc).__name__}: {exc}). What you entered "
+             "is kept; try again, or reload the page. The studio's log has the details.", icon=":material/error:")

@@ -143,6 +143,19 @@ class ApiClient:
             params["cursor"] = cursor
         return self._json("GET", "/v1/predictions", params=params)
 
+    def count(self, kind: str) -> dict[str, int]:
+        """How many predictions ("predictions") or trainings ("trainings") there are in each status, page by page."""
+        counts: dict[str, int] = {}
+        cursor: str | None = None
+        while True:
+            page = self._json("GET", f"/v1/{kind}", params={"limit": 200, **({"cursor": cursor} if cursor else {})})
+            for job in page["results"]:
+                counts[job["status"]] = counts.get(job["status"], 0) + 1
+            nxt = page.get("next")
+            cursor = httpx.URL(nxt).params.get("cursor") if nxt else None
+            if not cursor:
+                return counts
+
     def prediction(self, job_id: str) -> dict:
         return self._json("GET", f"/v1/predictions/{job_id}")
 

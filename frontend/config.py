@@ -8,6 +8,9 @@ from ltx2.domain.net import is_loopback  # noqa: F401 - the one loopback rule, u
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 DEFAULT_UI_PORT = 8501
+# What Create's boxes hold on a first visit: a real text to make the first clip with one click.
+DEFAULT_TEXT = "Hello there, welcome to the studio. This is my very first clip."
+DEFAULT_DESCRIPTION = "a friendly presenter with short dark hair and a blue shirt, in a bright studio"
 
 
 def api_url() -> str:

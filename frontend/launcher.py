@@ -5,7 +5,9 @@ Kept free of `ltx2` imports but its address rules (`ltx2.net`), so `avatar serve
 
 from __future__ import annotations
 
+import getpass
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +18,7 @@ from frontend import config
 from ltx2.domain.restart import FIRST_DELAY_S, restart_delay
 
 APP = Path(__file__).resolve().parent / "app.py"
+PRIMARY_COLOR = "#1c6ddb"  # a calm blue: buttons, sliders and the focus ring of text boxes
 
 
 class Studio:
@@ -58,7 +61,18 @@ class Studio:
             # refusing other origins, its WebSocket included); the Host check is frontend/guard.py.
             "--server.enableXsrfProtection", "true",
             "--server.enableCORS", "true",
+            # Streamlit's default accent is red, which on a focused text box reads as "this is wrong".
+            "--theme.primaryColor", PRIMARY_COLOR,
         ]
+
+    def tunnel_hint(self, api_port: int) -> str:
+        """The command that brings this studio and its API to a laptop, for the start-up output."""
+        try:
+            user, host = getpass.getuser(), socket.getfqdn()
+        except (OSError, KeyError):
+            user, host = "user", "this-host"
+        return (f"From your computer, through an SSH tunnel (then open http://localhost:{self.port}):\n"
+                f"  ssh -N -L {self.port}:127.0.0.1:{self.port} -L {api_port}:127.0.0.1:{api_port} {user}@{host}")
 
     def _env(self) -> dict[str, str]:
         env = {**os.environ, **self.extra_env, "AVATAR_API_URL": self.api_url}

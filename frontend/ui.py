@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import UTC, datetime
+from pathlib import Path
 
 import streamlit as st
 
@@ -226,8 +229,72 @@ def profile_photo(profile: dict) -> bytes:
     return _profile_photo(api_url(), api_key(), profile["name"], profile.get("created_at"))
 
 
+def headline(job: dict) -> str:
+    """What is said: a finished script's segments (a retake's new words included), else the input text."""
+    segments = (job.get("output") or {}).get("segments") or []
+    return " ".join(s.get("text") or "" for s in segments) if segments else (job.get("input") or {}).get("text") or ""
+
+
+def slug(text: str, words: int = 6, max_chars: int = 40) -> str:
+    """hello-there-welcome-to-the: the first words of a text as a file-name part (ASCII, lower case)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    parts = re.findall(r"[a-z0-9]+", ascii_text)[:words]
+    return "-".join(parts)[:max_chars].strip("-") or "clip"
+
+
+def download_name(job: dict, suffix: str) -> str:
+    """A download's file name from what is said, the day it was made and a short id: the same clip downloaded
+    twice gets the same name, two clips of one text differ. `suffix` is e.g. '.mp4' or '.en.srt'."""
+    day = (job.get("completed_at") or job.get("created_at") or "")[:10] or "undated"
+    return f"{slug(headline(job))}-{day}-{job['id'][:8]}{suffix}"
+
+
+FILE_KINDS = {  # output field → (button label, icon, MIME type)
+    "video": ("Download MP4", ":material/download:", "video/mp4"),
+    "srt": ("Download SRT captions", ":material/subtitles:", "application/x-subrip"),
+    "vtt": ("Download WebVTT captions", ":material/subtitles:", "text/vtt"),
+    "thumbnail": ("Download thumbnail", ":material/image:", None),
+    "metadata_file": ("Download metadata", ":material/data_object:", "application/json"),
+}
+
+
+def produced_files(job: dict) -> list[tuple[str, str]]:
+    """(kind, stored file name) for every file this job produced: the video, its captions, thumbnail, metadata."""
+    out = job.get("output") or {}
+    files = [("video", out["video"])] if out.get("video") else []
+    files += [(fmt, name) for fmt, name in (out.get("captions") or {}).items()]
+    files += [(kind, out[kind]) for kind in ("thumbnail", "metadata_file") if out.get(kind)]
+    return files
+
+
+def thumbnail(job: dict) -> bytes | None:
+    name = (job.get("output") or {}).get("thumbnail")
+    if not name:
+        return None
+    try:
+        return output_bytes(name)
+    except ApiError:
+        return None
+
+
+def file_downloads(job: dict, video_data: bytes | None = None) -> None:
+    """One download button per produced file, each named from the text (see download_name)."""
+    with st.container(horizontal=True, key=f"files-{job['id']}"):
+        for kind, name in produced_files(job):
+            label, icon, mime = FILE_KINDS.get(kind, (f"Download {name}", ":material/download:", None))
+            try:
+                data = video_data if kind == "video" and video_data is not None else output_bytes(name)
+            except ApiError as exc:
+                show_error(exc, prefix=f"{label[9:].capitalize()} could not be loaded: ")
+                continue
+            suffix = "".join(Path(name).suffixes[-1:])
+            key = f"dl-{job['id']}" if kind == "video" else f"dl-{kind}-{job['id']}"
+            st.download_button(label, data=data, file_name=download_name(job, suffix), mime=mime, key=key,
+                               icon=icon, on_click="ignore")
+
+
 def video_player(job: dict, width: int | str = "stretch") -> None:
-    """The clip playable in the page plus its download button."""
+    """The clip playable in the page plus a download for each file the job produced."""
     out = job.get("output") or {}
     video = out.get("video")
     if not video:
@@ -238,8 +305,22 @@ def video_player(job: dict, width: int | str = "stretch") -> None:
         show_error(exc, prefix="The video could not be loaded: ")
         return
     st.video(data, format="video/mp4", width=width)
-    st.download_button("Download MP4", data=data, file_name=video, mime="video/mp4", key=f"dl-{job['id']}",
-                       icon=":material/download:", on_click="ignore")
+    file_downloads(job, data)
+
+
+def bounded_number(where, label: str, low: float, high: float, key: str, *, default: float | None = None,
+                   step: float = 1, **kwargs) -> tuple[float, bool]:
+    """A number whose range is checked here rather than by the widget, so a value out of it is explained in
+    words under the field (the browser's own check only draws a red outline). Returns (value, in range)."""
+    if default is not None:
+        st.session_state.setdefault(key, default)
+    value = where.number_input(label, key=key, step=step, **kwargs)
+    whole = isinstance(step, int)
+    if value is None or not low <= value <= high:
+        span = f"{low:,} to {high:,}" if whole else f"{low:g} to {high:g}"
+        where.markdown(f":red[:material/error: {label} must be {'a whole number ' if whole else ''}from {span}.]")
+        return (low if value is None else value), False
+    return (int(value) if whole else float(value)), True
 
 
 def focus(job_id: str) -> None:

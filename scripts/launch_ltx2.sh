@@ -21,8 +21,7 @@ port="${AVATAR_PORT:-8000}"
 ui_port="${AVATAR_UI_PORT:-8501}"
 cat <<MSG
 API:      http://127.0.0.1:${port}   (docs: http://127.0.0.1:${port}/docs)
-From your computer, through an SSH tunnel to this machine:
-  ssh -L ${ui_port}:localhost:${ui_port} -L ${port}:localhost:${port} user@this-host
 Try it:   curl -F text="Hello there, welcome to the studio." http://127.0.0.1:${port}/generate
 MSG
+# `avatar serve` prints the studio's address and the SSH tunnel command for this user and host.
 exec .venv/bin/avatar serve "$@"

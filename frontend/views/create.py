@@ -6,20 +6,21 @@ import random
 
 import streamlit as st
 
-from frontend import ui
+from frontend import config, ui, uploads
 from frontend.client import ApiError, Upload
 from ltx2.domain.policy import draft_size
 
-# Pure Python (no torch): the same estimate and the same split the server plans with.
-from ltx2.domain.prompts import estimate_speech_seconds, plan_clip
+# Pure Python (no torch): the same estimate, prompt and split the server plans with.
+from ltx2.domain.prompts import build_prompt, estimate_speech_seconds, plan_clip
 from ltx2.domain.split import split_script
 
-MODES = {
-    "photo": "Reference photo",
+MODES = {  # the first works with no upload at all, so a first clip is one click
     "random": "Random avatar from a description",
+    "photo": "Reference photo",
     "profile": "Trained face profile",
     "voice": "My own voice recording",
 }
+DEFAULT_TEXT, DEFAULT_DESCRIPTION = config.DEFAULT_TEXT, config.DEFAULT_DESCRIPTION
 SIZES = {
     "Landscape 768×512": (768, 512),
     "Portrait 512×768": (512, 768),
@@ -28,6 +29,9 @@ SIZES = {
     "Small 384×256 (quick look)": (384, 256),
     "Thumbnail 128×128 (smoke test)": (128, 128),
 }
+DEFAULT_SIZE, TINY_SIZE = "Landscape 768×512", "Thumbnail 128×128 (smoke test)"
+SEED_MAX = 2**31 - 1
+ANCHORS_MAX = 8
 QUALITY = {
     "draft": "Fast: distilled, 8+3 steps",
     "final": "Final: two-stage guided, slower, cleaner",
@@ -39,17 +43,37 @@ VOICE_PLACEHOLDER_TEXT = "(speaking along with the recording)"  # the API needs 
 PERSIST = {"persist_state": "session"}  # the form survives a trip to another page
 
 
-def _remember_upload(widget_key: str, store_key: str) -> None:
-    """Keep an upload's bytes in the session: the uploader itself forgets them when the page is left."""
+CHECKS = {"image": uploads.image_problem, "audio": uploads.audio_problem}
+
+
+def _remember_upload(widget_key: str, store_key: str, kind: str) -> None:
+    """Check an upload the moment it arrives and keep its bytes in the session (the uploader itself forgets
+    them when the page is left). A file that is not what it claims is not kept; the field says why."""
     value = st.session_state.get(widget_key)
-    st.session_state[store_key] = (
-        {"name": value.name, "data": value.getvalue(), "mime": value.type or "application/octet-stream"}
-        if value is not None else None
-    )
+    st.session_state[f"{store_key}_problem"] = None
+    if value is None:
+        st.session_state[store_key] = None
+        return
+    data = value.getvalue()
+    problem, about = CHECKS[kind](data)
+    if problem:
+        st.session_state[store_key] = None
+        st.session_state[f"{store_key}_problem"] = f"**{ui.md_escape(value.name)}** was not taken: {problem}."
+        return
+    st.session_state[store_key] = {"name": value.name, "data": data, "about": about,
+                                   "mime": value.type or "application/octet-stream"}
 
 
-def _upload_picker(label: str, types: list[str], widget_key: str, store_key: str, preview) -> dict | None:
-    st.file_uploader(label, type=types, key=widget_key, on_change=_remember_upload, args=(widget_key, store_key))
+def _field_problem(store_key: str) -> None:
+    if problem := st.session_state.get(f"{store_key}_problem"):
+        st.error(problem, icon=":material/broken_image:")
+
+
+def _upload_picker(label: str, types: list[str], widget_key: str, store_key: str, preview,
+                   kind: str = "image") -> dict | None:
+    st.file_uploader(label, type=types, key=widget_key, on_change=_remember_upload,
+                     args=(widget_key, store_key, kind))
+    _field_problem(store_key)
     stored = st.session_state.get(store_key)
     if stored:
         preview(stored)
@@ -77,19 +101,24 @@ def _segment_list(segments) -> None:
 
 @st.fragment
 def text_and_estimate(mode: str) -> None:
-    """Only this part reruns when the text changes (Ctrl+Enter or leaving the box), so the estimate and the plan
-    follow it without redrawing the page."""
+    """Only this part reruns when the text changes (Ctrl+Enter or leaving the box), so the estimate, the plan
+    and the prompt preview follow it without redrawing the page."""
     voice = mode == "voice"
     label = "Transcript of your recording (optional)" if voice else "What the avatar says"
-    st.text_area(label, key="create_text", max_chars=5000, height=140, **PERSIST,
-                 placeholder="Hello there, welcome to the studio.",
+    text = st.session_state.get("create_text") or ""
+    st.text_area(label, key="create_text", max_chars=5000, height=text_height(text), **PERSIST,
                  help="A line, or a whole script: longer texts are split into segments at sentence ends and made "
                       "into one video. A blank line always starts a new segment.")
-    text = st.session_state.get("create_text") or ""
+    estimate(mode, st.session_state.get("create_text") or "")
+    if not voice:
+        prompt_preview(mode, st.session_state.get("create_text") or "")
+
+
+def estimate(mode: str, text: str) -> None:
     lim = ui.limits()
-    if voice:
-        st.caption(f"The video is as long as your recording; one longer than {lim['max_seconds']:g} s is made in "
-                   f"segments of at most {lim['segment_seconds']:g} s.")
+    if mode == "voice":
+        st.caption(f"The video is as long as your recording; one longer than {lim['max_seconds']:g} s "
+                   f"(one clip) is made in segments of at most {lim['segment_seconds']:g} s each.")
         return
     if not text.strip():
         st.caption("Type the line or paste the script; its spoken length appears here.")
@@ -104,7 +133,8 @@ def text_and_estimate(mode: str) -> None:
             return
         st.caption(f":material/timer: about **{plan.speech_seconds:.1f} s** of speech → a {plan.clip_seconds:.1f} s "
                    f"clip ({plan.num_frames} frames), playing **{plan.clip_seconds / speed:.1f} s** at {speed:g}× "
-                   f"speed (one clip holds at most {lim['max_seconds']:g} s)")
+                   f"speed")
+        st.caption(limits_line(lim))
         return
     try:
         script = split_script(text, max_clip_seconds=lim["segment_seconds"], words_per_minute=wpm,
@@ -120,22 +150,105 @@ def text_and_estimate(mode: str) -> None:
     st.markdown(f":material/splitscreen: **{n} segments** · about **{script.speech_seconds:.0f} s** of speech, "
                 f"made one after another and stitched into one video of about "
                 f"**{script.speech_seconds / speed:.0f} s** at {speed:g}× speed")
-    st.caption(f"Each segment is at most {script.max_clip_seconds:g} s of speech (one clip); a blank line starts a "
-               "new one. Any segment can be retaken afterwards without making the others again.")
+    st.caption(f"{limits_line(lim)} A blank line starts a new segment. Any segment can be retaken afterwards "
+               "without making the others again.")
     _segment_list(script.segments)
 
 
+def limits_line(lim: dict) -> str:
+    """The two lengths said together, in the same words everywhere, so they cannot read as a contradiction."""
+    return (f"Up to {lim['max_seconds']:g} s of speech is made as one clip; a longer text (or one with captions "
+            f"or a crossfade) becomes segments of at most {lim['segment_seconds']:g} s each, stitched into one "
+            "video.")
+
+
+def text_height(text: str) -> int:
+    """The script box grows with its text (about 100 characters a line), from 4 lines up to 20."""
+    lines = sum(max(1, -(-len(line) // 100)) for line in text.split("\n"))
+    return min(max(lines, 4), 20) * 24 + 20
+
+
 def _photo_preview(stored: dict) -> None:
-    st.image(stored["data"], caption=stored["name"], width=220)
+    st.image(stored["data"], caption=f"{stored['name']} · {stored.get('about', '')}", width=220)
 
 
 def _audio_preview(stored: dict) -> None:
     st.audio(stored["data"], format=stored["mime"])
 
 
+class _Refused(Exception):
+    """The server turned an upload away; its reason is now shown under that file's field."""
+
+
+def _photo_key(mode: str) -> str:
+    return "create_voice_photo" if mode == "voice" else "create_photo"
+
+
+def _send(c, file: dict, store_key: str) -> str:
+    """Upload one file; a 4xx (not a picture the server takes, too small…) goes under its field, not on top."""
+    try:
+        return c.upload(Upload(file["name"], file["data"], file["mime"]))["id"]
+    except ApiError as exc:
+        if exc.status is None or exc.status >= 500:
+            raise
+        st.session_state[store_key] = None
+        st.session_state[f"{store_key}_problem"] = f"**{ui.md_escape(file['name'])}** was refused by the server: {exc}"
+        raise _Refused from exc
+
+
 def _randomise_seed() -> None:
     st.session_state["create_seed"] = random.randint(0, 2**31 - 1)
 
+
+def _size_chosen() -> None:
+    st.session_state["create_size_chosen"] = True
+
+
+def _tiny_loaded() -> bool:
+    state = st.session_state.get("server_state") or {}
+    return "error" not in state and bool((ui.loaded_model(state) or {}).get("tiny"))
+
+
+def prompt_preview(mode: str, text: str) -> None:
+    """The prompt the server builds from these inputs (the first segment's, for a script). The description,
+    profile and photo are read from the session: they are drawn below, after this fragment."""
+    state = st.session_state
+    description = (state.get("create_description") or "").strip() or None if mode == "random" else None
+    trigger = state.get("create_trigger") if mode == "profile" else None
+    has_photo = mode == "profile" or (mode == "photo" and bool(state.get("create_photo")))
+    if not text.strip():
+        return
+    lim = ui.limits()
+    first = text
+    if estimate_speech_seconds(text, lim["words_per_minute"]) > lim["max_seconds"]:
+        try:
+            first = split_script(text, max_clip_seconds=lim["segment_seconds"],
+                                 words_per_minute=lim["words_per_minute"],
+                                 max_script_seconds=lim["max_script_seconds"],
+                                 max_segments=lim["max_segments"]).segments[0].text
+        except ValueError:
+            return  # the estimate above already says why
+    try:
+        prompt = build_prompt(first, avatar_description=description, has_reference_image=has_photo,
+                              trigger_token=trigger)
+    except ValueError:
+        return
+    with st.expander("Prompt preview: what the model is asked", icon=":material/description:",
+                     expanded=bool(trigger)):
+        shown = ui.md_escape(prompt)
+        if trigger:
+            shown = shown.replace(trigger, f"**{trigger}**", 1)
+        st.markdown(shown)
+        if first != text:
+            st.caption("This is the first segment's prompt; every segment gets its own words the same way.")
+
+
+for key, value in (("create_text", DEFAULT_TEXT), ("create_description", DEFAULT_DESCRIPTION),
+                   ("create_seed", 42), ("create_anchors", 0)):
+    st.session_state.setdefault(key, value)
+tiny = _tiny_loaded()
+if not st.session_state.get("create_size_chosen"):  # follow the server until the person picks a size
+    st.session_state["create_size"] = TINY_SIZE if tiny else DEFAULT_SIZE
 
 st.title("Create a talking avatar")
 mode = st.radio("Who speaks", list(MODES), format_func=MODES.get, key="create_mode", horizontal=True, **PERSIST)
@@ -143,6 +256,7 @@ text_and_estimate(mode)
 
 inp: dict = {}
 photo = audio = None
+numbers_ok = True
 profiles: list[dict] = []
 if mode == "photo":
     photo = _upload_picker("Reference photo (frame 0 of the clip)", ["png", "jpg", "jpeg", "webp"],
@@ -151,13 +265,14 @@ if mode == "photo":
     inp["image_strength"] = left.slider(
         "Photo strength", 0.0, 1.0, 1.0, 0.05, key="create_strength", **PERSIST,
         help="How strongly frame 0 follows the photo (1 = exactly the photo; below ~0.5 it drifts away).")
-    inp["keyframe_anchors"] = right.number_input(
-        "Face anchors", 0, 8, 0, key="create_anchors", **PERSIST,
+    inp["keyframe_anchors"], ok = ui.bounded_number(
+        right, "Face anchors", 0, ANCHORS_MAX, "create_anchors", **PERSIST,
         help="The photo again at this many later keyframes, holding the face steady in longer clips.")
+    numbers_ok &= ok
 elif mode == "random":
-    inp["avatar_description"] = st.text_area(
-        "Describe the avatar", key="create_description", max_chars=1000, **PERSIST,
-        placeholder="a young woman with curly red hair and a green sweater, in a bright office") or None
+    inp["avatar_description"] = (st.text_area(
+        "Describe the avatar", key="create_description", max_chars=1000, height=80, **PERSIST,
+        help="Who appears: age, hair, clothes, place. Edit it, or keep it for a first try.") or "").strip() or None
 elif mode == "profile":
     try:
         profiles = ui.client().profiles()
@@ -172,7 +287,13 @@ elif mode == "profile":
             left.image(ui.profile_photo(profile), width=140)
         except ApiError:
             left.caption("(photo unavailable)")
-        right.caption(f"Trigger word `{profile['trigger']}` · {profile['photos']} photos · {profile['steps']} steps")
+        trigger = profile["trigger"]
+        if st.session_state.get("create_trigger") != trigger:  # the preview above was drawn without it
+            st.session_state["create_trigger"] = trigger
+            st.rerun()
+        right.caption(f"Trigger word `{trigger}` · {profile['photos']} photos · {profile['steps']} steps")
+        right.caption(f":material/auto_awesome: You do not need to type `{trigger}`: it is added to the prompt for "
+                      "you (see the prompt preview).")
         inp["profile"] = chosen
         inp["profile_strength"] = right.slider("Profile strength", 0.0, 2.0, 1.0, 0.05, key="create_profile_strength",
                                                **PERSIST)
@@ -181,11 +302,13 @@ elif mode == "profile":
         st.page_link(ui.PAGES["profiles"], label="Go to Face profiles", icon=":material/arrow_forward:")
 else:  # voice
     st.audio_input("Record your voice", key="create_voice_record", on_change=_remember_upload,
-                   args=("create_voice_record", "create_voice"))
+                   args=("create_voice_record", "create_voice", "audio"))
     audio = _upload_picker("…or upload a recording (WAV, MP3, M4A, OGG, FLAC)",
                            ["wav", "mp3", "m4a", "ogg", "flac", "webm"], "create_voice_upload", "create_voice",
-                           _audio_preview)
-    with st.expander("Reference photo (optional)"):
+                           _audio_preview, kind="audio")
+    # Open while it holds a photo or a message about one, so neither is hidden after the upload's rerun.
+    with st.expander("Reference photo (optional)", expanded=bool(st.session_state.get("create_voice_photo")
+                                                                 or st.session_state.get("create_voice_photo_problem"))):
         photo = _upload_picker("Reference photo", ["png", "jpg", "jpeg", "webp"], "create_voice_photo_upload",
                                "create_voice_photo", _photo_preview)
 
@@ -193,10 +316,15 @@ st.divider()
 c1, c2, c3, c4 = st.columns([3, 3, 2, 3])
 speed = c1.slider("Playback speed", 0.5, 2.0, 1.0, 0.05, key="create_speed", format="%.2f×", **PERSIST,
                   help="Applied when the MP4 is written: every frame kept, the voice keeps its pitch.")
-size = c2.selectbox("Size", list(SIZES), key="create_size", **PERSIST)
-seed_col, dice_col = c3.columns([3, 1], vertical_alignment="bottom")
-seed = seed_col.number_input("Seed", 0, 2**31 - 1, 42, key="create_seed", **PERSIST,
+size = c2.selectbox("Size", list(SIZES), key="create_size", on_change=_size_chosen, **PERSIST)
+if tiny and size == TINY_SIZE:
+    c2.caption(":material/science: The tiny test checkpoint is loaded, so the size starts small and a clip "
+               "takes seconds.")
+seed_col, dice_col = c3.columns([3, 1], vertical_alignment="top")
+seed, ok = ui.bounded_number(seed_col, "Seed", 0, SEED_MAX, "create_seed", **PERSIST,
                              help="The same seed and settings give the same clip.")
+numbers_ok &= ok
+dice_col.markdown("<div style='height: 1.75rem'></div>", unsafe_allow_html=True)
 dice_col.button("", icon=":material/casino:", key="create_seed_random", on_click=_randomise_seed,
                 help="A random seed")
 draft_on = bool(st.session_state.get("create_draft"))  # the toggle below, as last set
@@ -223,8 +351,12 @@ if draft:
 
 if st.button("Generate", type="primary", icon=":material/movie:", key="create_submit"):
     text = (st.session_state.get("create_text") or "").strip()
+    if mode == "voice" and text == DEFAULT_TEXT:
+        text = ""  # the first-clip line left in the box is not a transcript of someone's recording
     problem = None
-    if mode != "voice" and not text:
+    if not numbers_ok:
+        problem = "A number above is out of its range (see the message under it)."
+    elif mode != "voice" and not text:
         problem = "Type what the avatar should say."
     elif mode == "photo" and not photo:
         problem = "Upload a reference photo, or choose “Random avatar from a description”."
@@ -244,11 +376,12 @@ if st.button("Generate", type="primary", icon=":material/movie:", key="create_su
         c = ui.client()
         try:
             with st.spinner("Sending to the server…"):
-                if photo:
-                    inp["image"] = c.upload(Upload(photo["name"], photo["data"], photo["mime"]))["id"]
-                if mode == "voice":
-                    inp["audio"] = c.upload(Upload(audio["name"], audio["data"], audio["mime"]))["id"]
+                for file, field, store_key in ((photo, "image", _photo_key(mode)), (audio, "audio", "create_voice")):
+                    if file:
+                        inp[field] = _send(c, file, store_key)
                 job = c.create_prediction({k: v for k, v in inp.items() if v is not None})
+        except _Refused:
+            st.rerun()  # the field that holds the refused file says why, under itself
         except ApiError as exc:
             ui.show_error(exc, prefix="The clip was not queued: ")
         else:

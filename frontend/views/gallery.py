@@ -1,4 +1,5 @@
-"""Gallery: every finished clip, playable here, with its parameters, download, re-run (same seed) and delete."""
+"""Gallery: every finished clip, playable here, its versions (re-runs, retakes, finalized renders of one text)
+together on one card with thumbnails, every file it produced to download, re-run (same seed) and delete."""
 
 from __future__ import annotations
 
@@ -61,6 +62,39 @@ def _rerun_same_seed(job: dict) -> None:
     st.session_state["gallery_jump"] = new["id"]
 
 
+def _open_in_jobs(job_id: str) -> None:
+    st.session_state["gallery_jump"] = job_id
+
+
+def version_groups(clips: list[dict]) -> list[list[dict]]:
+    """Clips grouped as versions of one text: a retake or finalized render joins the clip it came from, a
+    re-run joins the clips with the same words. Each group newest first; groups ordered by their newest."""
+    by_id = {c["id"]: c for c in clips}
+
+    def root(job: dict) -> dict:
+        seen = set()
+        while (src := (job.get("input") or {}).get("source")) and src.get("prediction") in by_id:
+            if job["id"] in seen:
+                break
+            seen.add(job["id"])
+            job = by_id[src["prediction"]]
+        return job
+
+    groups: dict[str, list[dict]] = {}
+    for clip in clips:  # the API lists newest first, so each group is too
+        key = " ".join(((root(clip).get("input") or {}).get("text") or "").split()).lower()
+        groups.setdefault(key or clip["id"], []).append(clip)
+    return list(groups.values())
+
+
+def version_label(job: dict, number: int) -> str:
+    src = (job.get("input") or {}).get("source") or {}
+    how = {"retake": f"retake of segment {src.get('segment')}", "finalize": "finalized"}.get(src.get("action"), "")
+    if (job.get("input") or {}).get("draft"):
+        how = how or "draft"
+    return f"Version {number}" + (f" · {how}" if how else "") + f" · {ui.when(job.get('completed_at'))}"
+
+
 def _delete(job_id: str) -> None:
     try:
         ui.client().delete(job_id)
@@ -70,24 +104,44 @@ def _delete(job_id: str) -> None:
     st.session_state["gallery_deleted"] = job_id
 
 
-def tile(job: dict) -> None:
-    with st.container(border=True, key=f"clip-{job['id']}"):
-        st.markdown(f"**{ui.short(job['input'].get('text'), 70)}**")
-        meta = (job.get("output") or {}).get("metadata") or {}
-        if meta.get("tiny_checkpoint"):
-            st.caption(":material/science: made with the tiny test checkpoint (noise)")
-        ui.video_player(job)
-        with st.expander("Parameters"):
-            ui.kv_table(parameters(job))
-        with st.container(horizontal=True, vertical_alignment="center"):
-            st.button("Re-run (same seed)", key=f"rerun-{job['id']}", icon=":material/replay:",
-                      on_click=_rerun_same_seed, args=(job,),
-                      help="The same text, photo, settings and seed, as a new job")
-            with st.popover("Delete", icon=":material/delete:", key=f"delpop-{job['id']}"):
-                st.write("Delete this clip and its files from the server?")
-                st.button("Delete for good", key=f"delete-{job['id']}", type="primary", on_click=_delete,
-                          args=(job["id"],))
-            st.caption(ui.when(job.get("completed_at")))
+def tile(versions: list[dict]) -> None:
+    """One card per text: the chosen version playable with its files, the others as thumbnails to pick."""
+    newest = versions[0]
+    with st.container(border=True, key=f"group-{versions[-1]['id']}"):
+        st.markdown(f"**{ui.md_escape(ui.short(ui.headline(newest), 70))}**")
+        job = newest
+        if len(versions) > 1:
+            numbered = {v["id"]: len(versions) - i for i, v in enumerate(versions)}  # oldest is version 1
+            st.caption(f":material/layers: {len(versions)} versions of this text (re-runs, retakes, finalized)")
+            pictures = [(ui.thumbnail(v), version_label(v, numbered[v["id"]])) for v in versions[:8]]
+            shown = [(data, label.split(" · ")[0]) for data, label in pictures if data is not None]
+            if shown:
+                st.image([d for d, _ in shown], caption=[c for _, c in shown], width=88)
+            chosen = st.selectbox("Version", [v["id"] for v in versions], key=f"version-{versions[-1]['id']}",
+                                  format_func=lambda i: version_label(next(v for v in versions if v["id"] == i),
+                                                                      numbered[i]))
+            job = next(v for v in versions if v["id"] == chosen)
+        with st.container(key=f"clip-{job['id']}"):
+            meta = (job.get("output") or {}).get("metadata") or {}
+            if meta.get("tiny_checkpoint"):
+                st.caption(":material/science: made with the tiny test checkpoint (noise)")
+            ui.video_player(job)
+            with st.expander("Parameters"):
+                ui.kv_table(parameters(job))
+            with st.container(horizontal=True, vertical_alignment="center"):
+                st.button("Re-run (same seed)", key=f"rerun-{job['id']}", icon=":material/replay:",
+                          on_click=_rerun_same_seed, args=(job,),
+                          help="The same text, photo, settings and seed, as a new job")
+                has_segments = bool((job.get("output") or {}).get("segments"))
+                if has_segments or (job.get("input") or {}).get("draft"):
+                    st.button("Retake / finalize…", key=f"open-{job['id']}", icon=":material/restart_alt:",
+                              on_click=_open_in_jobs, args=(job["id"],),
+                              help="Opens it on the Jobs page: retake any segment, or finalize a draft")
+                with st.popover("Delete", icon=":material/delete:", key=f"delpop-{job['id']}"):
+                    st.write("Delete this version and its files from the server?")
+                    st.button("Delete for good", key=f"delete-{job['id']}", type="primary", on_click=_delete,
+                              args=(job["id"],))
+                st.caption(ui.when(job.get("completed_at")))
 
 
 if jump := st.session_state.pop("gallery_jump", None):
@@ -110,12 +164,15 @@ if not clips:
     st.page_link(ui.PAGES["create"], label="Create one", icon=":material/movie_edit:")
     st.stop()
 
-pages = (len(clips) + PER_PAGE - 1) // PER_PAGE
-st.caption(f"{len(clips)} clip{'s' if len(clips) != 1 else ''}" + (" (newest 200)" if len(clips) >= MAX_LISTED else ""))
+groups = version_groups(clips)
+pages = (len(groups) + PER_PAGE - 1) // PER_PAGE
+st.caption(f"{len(clips)} clip{'s' if len(clips) != 1 else ''}"
+           + (f" of {len(groups)} text{'s' if len(groups) != 1 else ''}" if len(groups) != len(clips) else "")
+           + (" (newest 200)" if len(clips) >= MAX_LISTED else ""))
 page = st.pagination(pages, key="gallery_page") if pages > 1 else 1
 page = min(page, pages)  # after deletes the remembered page may be gone
-shown = clips[(page - 1) * PER_PAGE: page * PER_PAGE]
+shown = groups[(page - 1) * PER_PAGE: page * PER_PAGE]
 columns = st.columns(2)
-for i, job in enumerate(shown):
+for i, versions in enumerate(shown):
     with columns[i % 2]:
-        tile(job)
+        tile(versions)

@@ -3,6 +3,8 @@ finished script's segments with retakes, its captions, and Finalize for drafts."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import streamlit as st
 
 from frontend import ui
@@ -10,7 +12,7 @@ from frontend.client import ApiError
 
 RECENT = 30
 CAPTION_NAMES = {"srt": "SRT", "vtt": "WebVTT"}
-CAPTION_MIME = {"srt": "application/x-subrip", "vtt": "text/vtt"}
+FINISHED_REFRESH_S = 30  # the finished list's "created … ago" stays true while the page is open
 FINALIZE_MODES = {"two-stage": "Final: two-stage guided", "distilled": "Fast: distilled"}
 INLINE_ERRORS: dict[str, tuple[ApiError, str]] = {}  # this run's errors shown where the button was, not on top
 
@@ -40,12 +42,6 @@ def describe(job: dict) -> str:
                        f"created {ui.when(job.get('created_at'))}", f"`{job['id']}`"])
 
 
-def headline(job: dict) -> str:
-    """What is said: a finished script's segments (a retake's new words included), else the input text."""
-    segments = segments_of(job)
-    return " ".join(s.get("text") or "" for s in segments) if segments else (job.get("input") or {}).get("text")
-
-
 def source_line(job: dict) -> str | None:
     """Where a retake or a finalized render comes from."""
     src = (job.get("input") or {}).get("source") or {}
@@ -66,6 +62,7 @@ def progress(job: dict) -> None:
         st.progress(0.0, text=f"Waiting in the queue: position {pos}" if pos else "Waiting for a worker")
         return
     percent = float(p.get("percent") or 0.0)
+    elapsed = _elapsed(job)
     if job.get("cancel_requested"):
         label = "canceling (stops within one step)…"
     elif not p.get("total_steps"):
@@ -74,7 +71,22 @@ def progress(job: dict) -> None:
         label = f"{p.get('phase')} · step {p.get('step')}/{p.get('total_steps')} · 100% · writing the MP4…"
     else:
         label = f"{p.get('phase')} · step {p.get('step')}/{p.get('total_steps')} · {percent:.0f}%"
+    if elapsed:
+        label += f" · running for {elapsed}"
     st.progress(min(max(percent / 100.0, 0.0), 1.0), text=label)
+
+
+def _elapsed(job: dict) -> str | None:
+    """How long the job has been running, m:ss (the server's start time against this clock)."""
+    started = job.get("started_at")
+    if not started:
+        return None
+    try:
+        since = datetime.fromisoformat(started)
+    except ValueError:
+        return None
+    seconds = max(0, int((datetime.now(UTC) - since).total_seconds()))
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def _cancel(job_id: str) -> None:
@@ -138,25 +150,6 @@ def actions(job: dict) -> None:
         st.button("Retry", key=f"retry-{job['id']}", icon=":material/replay:", on_click=_retry, args=(job["id"],))
 
 
-def caption_downloads(job: dict) -> None:
-    """The caption files, fetched over the API like the video (so they work through a tunnel and with keys)."""
-    out = job.get("output") or {}
-    files = out.get("captions") or {}
-    if not files:
-        return
-    with st.container(horizontal=True, key=f"captions-{job['id']}"):
-        for fmt, name in files.items():
-            try:
-                data = ui.output_bytes(name)
-            except ApiError as exc:
-                ui.show_error(exc, prefix=f"The {CAPTION_NAMES.get(fmt, fmt)} captions could not be loaded: ")
-                continue
-            st.download_button(f"Download {CAPTION_NAMES.get(fmt, fmt)} captions", data=data, file_name=name,
-                               mime=CAPTION_MIME.get(fmt, "text/plain"), key=f"dl-{fmt}-{job['id']}",
-                               icon=":material/subtitles:", on_click="ignore",
-                               help=f"Also at {(out.get('captions_urls') or {}).get(fmt, 'the API')}")
-
-
 def finalize_controls(job: dict) -> None:
     """A draft's way to the real thing: the same seed and segments at full size and the chosen quality."""
     inp = job.get("input") or {}
@@ -193,9 +186,14 @@ def segment_list(job: dict, *, expanded: bool) -> None:
 
 def card(job: dict, *, focused: bool = False, watch: bool = False) -> None:
     with st.container(border=True, key=f"job-{job['id']}"):
-        head, buttons = st.columns([5, 1], vertical_alignment="center")
+        thumb = ui.thumbnail(job) if job["status"] == "succeeded" else None
+        if thumb is not None:
+            picture, head, buttons = st.columns([1, 6, 1], vertical_alignment="center")
+            picture.image(thumb, width=96)
+        else:
+            head, buttons = st.columns([5, 1], vertical_alignment="center")
         head.markdown(f"**{ui.STATUS_LABEL.get(job['status'], job['status'])}** · "
-                      f"{ui.short(headline(job))}")
+                      f"{ui.short(ui.headline(job))}")
         head.caption(describe(job))
         if line := source_line(job):
             src = job["input"]["source"]["prediction"]
@@ -216,7 +214,6 @@ def card(job: dict, *, focused: bool = False, watch: bool = False) -> None:
                 st.caption(made)
             if focused or watch or st.toggle("Show video", key=f"watch-{job['id']}"):
                 ui.video_player(job, width=640)
-                caption_downloads(job)
             if (job.get("input") or {}).get("draft"):
                 finalize_controls(job)
             if segments_of(job):
@@ -239,7 +236,6 @@ if "jobs_error" in st.session_state:
 
 try:
     active = _fetch_active()
-    recent = [j for j in ui.client().predictions(limit=RECENT)["results"] if j["status"] in ui.TERMINAL]
 except ApiError as exc:
     ui.show_error(exc, prefix="The jobs could not be loaded: ")
     st.stop()
@@ -278,11 +274,22 @@ st.session_state["jobs_active_ids"] = [j["id"] for j in active]
 # Idle, it still looks now and then, so jobs queued from elsewhere (API, n8n, another browser) show up.
 st.fragment(_live, run_every=ui.POLL_S if active else 5.0)()
 
-st.subheader("Finished")
-others = [j for j in recent if j["id"] != focus_id]  # the focused one is shown above
-if not others:
-    st.caption("No other finished jobs." if focus_doc is not None else "No finished jobs yet.")
-for job in others:
-    card(job)
-for error, error_prefix in INLINE_ERRORS.values():  # its job is no longer listed: say it here, not nowhere
-    ui.show_error(error, prefix=error_prefix)
+def _finished() -> None:
+    """The finished jobs, read again every FINISHED_REFRESH_S so their times and newcomers stay current."""
+    try:
+        jobs = [j for j in ui.client().predictions(limit=RECENT)["results"] if j["status"] in ui.TERMINAL]
+    except ApiError as exc:
+        ui.show_error(exc)
+        return
+    st.subheader("Finished")
+    others = [j for j in jobs if j["id"] != focus_id]  # the focused one is shown above
+    if not others:
+        st.caption("No other finished jobs." if focus_doc is not None else "No finished jobs yet.")
+    for job in others:
+        card(job)
+    for error, error_prefix in INLINE_ERRORS.values():  # its job is no longer listed: say it here, not nowhere
+        ui.show_error(error, prefix=error_prefix)
+    INLINE_ERRORS.clear()
+
+
+st.fragment(_finished, run_every=FINISHED_REFRESH_S)()

@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import io
 import re
 
 import pandas as pd
 import streamlit as st
-from PIL import Image, UnidentifiedImageError
 
-from frontend import ui
+from frontend import ui, uploads
 from frontend.client import ApiError, Upload
 
 MIN_PHOTOS, MAX_PHOTOS = 3, 10
-MAX_PHOTO_MB = 20
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,62}[A-Za-z0-9]$|^[A-Za-z0-9]$")  # the API's rule, said early
 
 
-def local_check(data: bytes) -> tuple[str | None, str]:
-    """(problem, description) for what can be told without the server; faces are checked by the server."""
-    if len(data) > MAX_PHOTO_MB * 2**20:
-        return f"larger than {MAX_PHOTO_MB} MB", ui.human_bytes(len(data))
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.verify()
-        with Image.open(io.BytesIO(data)) as img:
-            size = img.size
-    except (UnidentifiedImageError, OSError, ValueError):
-        return "not an image this server can read", ui.human_bytes(len(data))
-    return None, f"{size[0]}×{size[1]} · {ui.human_bytes(len(data))}"
+LOSS_GUIDE = (
+    "**Reading the loss.** Each step the model tries to undo noise on one of your photos; the loss is how far "
+    "off it was. Single steps jump up and down (a different photo and noise level each time), so follow the "
+    "smoothed loss. A good run on a GPU (a few hundred steps) drifts down over the first hundred steps and then "
+    "levels off; the validation loss, on a photo held back from training, should end near the final loss. On a "
+    "short try (tens of steps, 3–5 photos) a flat or even rising line is noise, not a failure, and says little "
+    "about the profile: judge it by a clip made with it.")
 
 
 def photo_grid(files) -> int:
@@ -39,7 +31,7 @@ def photo_grid(files) -> int:
     columns = st.columns(5)
     for i, f in enumerate(files):
         data = f.getvalue()
-        problem, description = local_check(data)
+        problem, description = uploads.image_problem(data)
         with columns[i % 5]:
             if problem is None:
                 st.image(data, width=120)
@@ -121,6 +113,8 @@ def training_card(job: dict) -> None:
         curve = loss_curve(job)
         if curve is not None:
             st.altair_chart(loss_chart(curve, int(job["input"].get("steps") or curve["step"].max())))
+            with st.expander("What a good run looks like", icon=":material/help:"):
+                st.markdown(LOSS_GUIDE)
 
 
 def _forget_verdicts() -> None:
@@ -177,16 +171,33 @@ with st.container(border=True):
     good = photo_grid(files) if files else 0
     if files and not MIN_PHOTOS <= len(files) <= MAX_PHOTOS:
         st.warning(f"{len(files)} photo{'s' if len(files) != 1 else ''}: a profile needs {MIN_PHOTOS}–{MAX_PHOTOS}.")
-    steps = st.number_input("Training steps", 10, 2000, 300, step=10, key="train_steps",
-                            help="300 suits most faces on a GPU; a few tens are enough to try it out")
+    steps, steps_ok = ui.bounded_number(st, "Training steps", 10, 2000, "train_steps", default=300, step=10,
+                                        help="300 suits most faces on a GPU; a few tens are enough to try it out")
     with st.expander("Advanced"):
-        rank = st.number_input("LoRA rank", 1, 128, 16, key="train_rank")
-        lr = st.number_input("Learning rate", 1e-6, 1e-2, 1e-4, format="%.0e", key="train_lr")
+        rank, rank_ok = ui.bounded_number(st, "LoRA rank", 1, 128, "train_rank", default=16)
+        lr, lr_ok = ui.bounded_number(st, "Learning rate", 1e-6, 1e-2, "train_lr", default=1e-4, step=1e-5,
+                                      format="%.0e")
     name_ok = bool(NAME.match((name or "").strip()))
     if name and not name_ok:
         st.caption(":red[The name may use letters, digits, space, _ . - and must start and end with a letter "
                    "or digit.]")
-    ready = name_ok and MIN_PHOTOS <= len(files) <= MAX_PHOTOS and good == len(files)
+    missing = []
+    if not name_ok:
+        missing.append("a valid profile name" if name else "a profile name")
+    if len(files) < MIN_PHOTOS:
+        missing.append(f"{MIN_PHOTOS - len(files)} more photo{'s' if MIN_PHOTOS - len(files) != 1 else ''} "
+                       f"({MIN_PHOTOS}–{MAX_PHOTOS} in all)")
+    elif len(files) > MAX_PHOTOS:
+        missing.append(f"{len(files) - MAX_PHOTOS} photo{'s' if len(files) - MAX_PHOTOS != 1 else ''} fewer "
+                       f"(at most {MAX_PHOTOS})")
+    if good < len(files):
+        missing.append(f"the {len(files) - good} photo{'s' if len(files) - good != 1 else ''} marked in red "
+                       "removed or replaced")
+    if not (steps_ok and rank_ok and lr_ok):
+        missing.append("the numbers above in their ranges")
+    ready = not missing
+    if missing:
+        st.caption(":material/info: To start training, it still needs " + "; ".join(missing) + ".")
     if st.button("Start training", type="primary", icon=":material/model_training:", disabled=not ready,
                  key="train_start"):
         uploads = [Upload(f.name, f.getvalue(), f.type or "image/png") for f in files]

@@ -78,6 +78,7 @@ def serve(
     if studio is not None:
         studio.start()
         typer.echo(f"Studio:   {studio.url}")
+        typer.echo(studio.tunnel_hint(settings.port))
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     finally:

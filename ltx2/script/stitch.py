@@ -176,16 +176,66 @@ def timeline(lengths: list[int], crossfade: int) -> Timeline:
     return Timeline(starts, lengths, crossfade if len(lengths) > 1 else 0)
 
 
-def _font(height: int):
-    return ImageFont.load_default(size=max(10, height // 18))
+MIN_CAPTION_PX = 6  # the smallest font tried; a 64-pixel draft still gets every word inside the frame
 
 
-def _burn(frame: np.ndarray, text: str, font) -> np.ndarray:
+@dataclass(frozen=True)
+class CaptionLayout:
+    """How one caption is drawn on frames of one size: wrapped to the frame, inside a safe margin."""
+
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont
+    text: str  # with line breaks
+    stroke: int
+    x: float  # the centre of the block
+    bottom: float  # where the last line ends (above the player's controls)
+
+
+def _wrap(words: list[str], fits) -> list[str]:
+    """Greedy lines that fit; a single word too wide for a line is cut where it must be."""
+    lines: list[str] = []
+    for word in words:
+        if lines and fits(f"{lines[-1]} {word}"):
+            lines[-1] = f"{lines[-1]} {word}"
+            continue
+        while not fits(word) and len(word) > 1:
+            cut = max(1, next((n for n in range(len(word) - 1, 0, -1) if fits(word[:n])), 1))
+            lines.append(word[:cut])
+            word = word[cut:]
+        lines.append(word)
+    return lines
+
+
+def caption_layout(text: str, width: int, height: int) -> CaptionLayout:
+    """Font scaled to the frame (about 1/16 of its height), words wrapped to its width inside a margin of 5% at
+    the sides, the block ending 10% above the bottom where a player draws its controls. When the text does not
+    fit in the lower half at that size the font shrinks, down to MIN_CAPTION_PX, where it may use the frame's
+    whole height above a 5% margin."""
+    side, edge = max(2, round(width * 0.05)), max(2, round(height * 0.05))
+    bottom = height - max(edge, round(height * 0.10))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    words = text.split()
+    size = max(MIN_CAPTION_PX, height // 16)
+    while True:
+        font = ImageFont.load_default(size=size)
+        stroke = max(1, size // 14)
+
+        def fits(line: str) -> bool:
+            return probe.textlength(line, font=font) + 2 * stroke <= width - 2 * side
+
+        wrapped = "\n".join(_wrap(words, fits))
+        left, top, right, _ = probe.multiline_textbbox((width / 2, bottom), wrapped, font=font, anchor="md",
+                                                        align="center", stroke_width=stroke)
+        room = bottom - (height / 2 if size > MIN_CAPTION_PX else edge)
+        if (left >= side and right <= width - side and bottom - top <= room) or size == MIN_CAPTION_PX:
+            return CaptionLayout(font, wrapped, stroke, width / 2, bottom)
+        size = max(MIN_CAPTION_PX, int(size * 0.85))
+
+
+def burn_caption(frame: np.ndarray, layout: CaptionLayout) -> np.ndarray:
     img = Image.fromarray(frame)
-    draw = ImageDraw.Draw(img)
-    h = frame.shape[0]
-    draw.multiline_text((frame.shape[1] // 2, h - h // 14), text, font=font, fill=(255, 255, 255), anchor="md",
-                        align="center", stroke_width=max(1, h // 200), stroke_fill=(0, 0, 0))
+    ImageDraw.Draw(img).multiline_text((layout.x, layout.bottom), layout.text, font=layout.font,
+                                       fill=(255, 255, 255), anchor="md", align="center",
+                                       stroke_width=layout.stroke, stroke_fill=(0, 0, 0))
     return np.asarray(img)
 
 
@@ -208,13 +258,14 @@ def stitch(
     audio = _joined_audio([read_audio(s) for s in segments], line, sample_rate, fps)
 
     def chunks() -> Iterator[np.ndarray]:
-        font = None
+        layouts: dict[str, CaptionLayout] = {}
         for j, frame in enumerate(_faded(segments, line)):
             if burn_in:
                 cue = cue_at(burn_in, j / (fps * speed))
                 if cue is not None:
-                    font = font or _font(frame.shape[0])
-                    frame = _burn(frame, cue.text, font)
+                    if cue.text not in layouts:
+                        layouts[cue.text] = caption_layout(cue.text, frame.shape[1], frame.shape[0])
+                    frame = burn_caption(frame, layouts[cue.text])
             yield frame[None]
 
     encode_mp4(chunks(), fps, out_path, audio=audio, sample_rate=sample_rate, speed=speed, metadata=metadata,

@@ -117,24 +117,31 @@ def test_create_estimate_validation_and_submit(at, server):
     no_exception(at)
     assert at.title[0].value == "Create a talking avatar"
     assert "Tiny test checkpoint loaded" in texts(at.warning)
-    assert at.radio(key="create_mode").options == ["Reference photo", "Random avatar from a description",
+    assert at.radio(key="create_mode").options == ["Random avatar from a description", "Reference photo",
                                                    "Trained face profile", "My own voice recording"]
 
     at.text_area(key="create_text").input("Hello there, welcome to the studio.").run()
     assert "of speech" in texts(at.caption)
+    # One clip and one segment are said in the same sentence, with the server's numbers.
+    lim = server.client.get("/v1/limits").json()
+    both = (f"Up to {lim['max_seconds']:g} s of speech is made as one clip; a longer text (or one with captions or a "
+            f"crossfade) becomes segments of at most {lim['segment_seconds']:g} s each")
+    assert both in texts(at.caption)
     at.slider(key="create_speed").set_value(2.0).run()
     assert "at 2× speed" in texts(at.caption)
     # Longer than one clip is no longer refused: it is planned as segments of one video.
     at.text_area(key="create_text").input(" ".join(["word"] * 80)).run()
     assert not at.error and "3 segments" in texts(at.markdown)
+    assert both in texts(at.caption), "the script plan says the same two numbers"
 
+    at.radio(key="create_mode").set_value("photo").run()
     at.text_area(key="create_text").input("Hello there.").run()
     at.button(key="create_submit").click().run()
     assert "Upload a reference photo" in texts(at.error)  # photo mode without a photo
 
     at.file_uploader(key="create_photo_upload").upload("me.png", astronaut_png(), "image/png").run()
     assert at.session_state["create_photo"]["name"] == "me.png"
-    assert "me.png" in at.image[0].captions, "the reference photo is previewed"
+    assert at.image[0].captions[0].startswith("me.png · 512×512"), "the reference photo is previewed, with its size"
     at.slider(key="create_strength").set_value(0.8).run()
     at.selectbox(key="create_size").select("Thumbnail 128×128 (smoke test)").run()
     at.number_input(key="create_seed").set_value(7).run()
@@ -233,7 +240,7 @@ def finished_script(server) -> dict:
     job = server.client.post("/v1/predictions", json={"input": {
         "text": SCRIPT, "captions": ["srt", "vtt"], "draft": True, **SMALL}}).json()
     assert "id" in job, job
-    return server.wait_status(job["id"], ("succeeded",), timeout=240)
+    return server.wait_status(job["id"], ("succeeded",), timeout=600)
 
 
 def test_jobs_script_segments_retake_finalize(at, server, finished_script):
@@ -394,7 +401,7 @@ def test_profiles_photo_feedback(at, server):
     files = [(f"astro-{i}.png", astronaut_png(i), "image/png") for i in range(3)]
     files += [("red.png", png(), "image/png"), ("broken.png", b"not an image", "image/png")]
     at.file_uploader(key="train_photos_0").set_value(files).run()
-    assert "broken.png**: not an image" in texts(at.markdown)
+    assert "broken.png**: it is not a picture" in texts(at.markdown)
     assert at.button(key="train_start").disabled, "a photo that is not an image blocks the start"
 
     at.file_uploader(key="train_photos_0").set_value(files[:4]).run()
@@ -425,18 +432,183 @@ def test_server_page(at, server):
     assert "api_url_override" not in at.session_state, "a URL that does not answer is not switched to"
 
 
+# --- newcomers: the first clip, junk files, guards, versions -------------------------------------------------
+
+JUNK = b"Notes for Monday: call the studio about the shoot.\n" * 40  # a text file renamed .png / .wav
+
+
+def gif() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (256, 256), (0, 90, 200)).save(buf, "GIF")
+    return buf.getvalue()
+
+
+def test_first_clip_is_one_click(server, studio_env):
+    """A fresh session on the tiny checkpoint: nothing to upload, a real text and description in the boxes, a
+    small size chosen, and one click on Generate makes a clip."""
+    cancel_all(server)
+    studio_env(server.url)
+    at = AppTest.from_file(str(APP), default_timeout=scaled(30)).run()
+    no_exception(at)
+    assert at.radio(key="create_mode").value == "random", "the default needs no upload"
+    text, description = at.text_area(key="create_text").value, at.text_area(key="create_description").value
+    assert text.strip() and description.strip(), "real, editable text in both boxes (not a grey placeholder)"
+    assert at.selectbox(key="create_size").value == "Thumbnail 128×128 (smoke test)"
+    assert "tiny test checkpoint is loaded, so the size starts small" in texts(at.caption)
+    preview = next(e for e in at.expander if e.label.startswith("Prompt preview"))
+    assert description in texts(preview.markdown) and text in texts(preview.markdown)
+
+    at.button(key="create_submit").click().run()
+    no_exception(at)
+    assert at.title[0].value == "Jobs"
+    doc = server.wait_status(at.session_state["focus_job"], ("succeeded",), timeout=120)
+    inp = doc["input"]
+    assert (inp["text"], inp["avatar_description"]) == (text, description)
+    assert (inp["width"], inp["height"], inp["mode"]) == (128, 128, "distilled") and not inp.get("image")
+    print(f"one-click first clip: queued {doc['metrics']['queue_time']} s, made in "
+          f"{doc['metrics']['predict_time']} s, {doc['metrics']['total_time']} s in all")
+
+
+def test_junk_in_every_file_input_is_said_under_the_field(at, server):
+    at.text_area(key="create_text").input("Keep these words.").run()
+    at.radio(key="create_mode").set_value("photo").run()
+    for name, data, why in (("notes.png", JUNK, "it is not a picture this studio can read"),
+                            ("cut.png", astronaut_png()[:4000], "it is not a picture this studio can read"),
+                            ("anim.png", gif(), "it is a GIF picture; use PNG, JPEG or WebP")):
+        at.file_uploader(key="create_photo_upload").upload(name, data, "image/png").run()
+        no_exception(at)
+        assert f"{name}** was not taken: {why}" in texts(at.error), texts(at.error)
+        assert not at.image, "nothing is previewed"
+        assert at.text_area(key="create_text").value == "Keep these words.", "the form is intact"
+    at.button(key="create_submit").click().run()
+    no_exception(at)
+    assert "Upload a reference photo" in texts(at.error)
+
+    # A real picture the server turns away (too small): said under the field after Generate, nothing queued.
+    before = len(server.client.get("/v1/predictions", params={"limit": 200}).json()["results"])
+    at.file_uploader(key="create_photo_upload").upload("speck.png", png(size=(8, 8)), "image/png").run()
+    assert at.image, "a readable picture is previewed"
+    at.button(key="create_submit").click().run()
+    no_exception(at)
+    assert at.title[0].value == "Create a talking avatar", "the page stays, with the form"
+    assert "speck.png** was refused by the server" in texts(at.error) and "at least 64" in texts(at.error)
+    assert len(server.client.get("/v1/predictions", params={"limit": 200}).json()["results"]) == before
+
+    at.radio(key="create_mode").set_value("voice").run()
+    at.file_uploader(key="create_voice_upload").upload("voice.wav", JUNK, "audio/wav").run()
+    no_exception(at)
+    assert "voice.wav** was not taken: it is not a recording this studio can read" in texts(at.error)
+    at.file_uploader(key="create_voice_photo_upload").upload("face.png", JUNK, "image/png").run()
+    no_exception(at)
+    assert "face.png** was not taken" in texts(at.error)
+    at.button(key="create_submit").click().run()
+    assert "Record or upload your voice first." in texts(at.error)
+
+    at.switch_page("views/profiles.py").run()
+    at.file_uploader(key="train_photos_0").set_value([("notes.png", JUNK, "image/png"),
+                                                     ("anim.png", gif(), "image/png")]).run()
+    no_exception(at)
+    assert "notes.png**: it is not a picture" in texts(at.markdown)
+    assert "anim.png**: it is a GIF picture" in texts(at.markdown)
+    for page in PAGES:  # a junk file left in the session breaks no page
+        at.switch_page(page).run()
+        no_exception(at)
+        assert "ran into a problem it did not expect" not in texts(at.error), page
+
+
+def test_guards_say_why_next_to_the_control(at, server):
+    before = len(server.client.get("/v1/predictions", params={"limit": 200}).json()["results"])
+    at.number_input(key="create_seed").set_value(-3).run()
+    assert "Seed must be a whole number from 0 to 2,147,483,647." in texts(at.markdown)
+    at.button(key="create_submit").click().run()
+    assert "out of its range" in texts(at.error)
+    assert len(server.client.get("/v1/predictions", params={"limit": 200}).json()["results"]) == before
+    at.radio(key="create_mode").set_value("photo").run()
+    at.number_input(key="create_anchors").set_value(12).run()
+    assert "Face anchors must be a whole number from 0 to 8." in texts(at.markdown)
+
+    at.switch_page("views/profiles.py").run()
+    assert at.button(key="train_start").disabled
+    assert "it still needs a profile name; 3 more photos (3–10 in all)" in texts(at.caption)
+    at.text_input(key="train_name").input("Ada").run()
+    at.file_uploader(key="train_photos_0").set_value([("a.png", astronaut_png(0), "image/png"),
+                                                     ("b.png", astronaut_png(1), "image/png")]).run()
+    assert "it still needs 1 more photo (3–10 in all)" in texts(at.caption)
+    at.number_input(key="train_steps").set_value(5).run()
+    assert "Training steps must be a whole number from 10 to 2,000." in texts(at.markdown)
+    assert "the numbers above in their ranges" in texts(at.caption)
+
+    at.switch_page("views/workspace.py").run()
+    at.text_input(key="reset_confirm").input("reset").run()
+    assert at.button(key="reset").disabled
+    assert "Type it in capital letters: RESET." in texts(at.markdown)
+    at.text_input(key="reset_confirm").input("").run()
+
+
+def test_versions_grouped_with_thumbnails_and_every_file(at, server):
+    cancel_all(server)
+    body = {"input": {"text": "Versions of one line.", "captions": ["srt", "vtt"], **SMALL}}
+    first = server.wait_status(server.client.post("/v1/predictions", json=body).json()["id"], ("succeeded",),
+                               timeout=240)
+    again = server.wait_status(server.client.post("/v1/predictions", json=body).json()["id"], ("succeeded",),
+                               timeout=240)
+    at.switch_page("views/gallery.py").run()
+    no_exception(at)
+    assert "2 versions of this text" in texts(at.caption)
+    version = at.selectbox(key=f"version-{first['id']}")
+    assert len(version.options) == 2 and version.value == again["id"], "the newest version is shown first"
+    assert at.image[0].captions == ["Version 2", "Version 1"], "each version has its thumbnail"
+    labels = {b.label for b in at.get("download_button")}
+    assert {"Download MP4", "Download SRT captions", "Download WebVTT captions", "Download thumbnail",
+            "Download metadata"} <= labels, labels
+    version.set_value(first["id"]).run()
+    no_exception(at)
+    assert at.button(key=f"rerun-{first['id']}"), "the older version can be picked and used"
+
+    at.switch_page("views/jobs.py").run()
+    no_exception(at)
+    assert at.image, "finished jobs show their thumbnail"
+    for job in (first, again):
+        assert server.client.delete(f"/v1/predictions/{job['id']}").status_code == 204
+
+
 # --- Workspace (last: the reset empties the server) -----------------------------------------------------------
 
 
 def test_workspace_clean_and_typed_reset(at, server):
     cancel_all(server)
+    done = server.client.post("/v1/predictions", json={"input": {"text": "One to clean away.", **SMALL}}).json()
+    server.wait_status(done["id"], ("succeeded",), timeout=120)
     at.switch_page("views/workspace.py").run()
     no_exception(at)
-    labels = [m.label for m in at.metric]
-    assert {"Videos", "Disk free", "Uploads", "Temp files"} <= set(labels)
+    metrics = {m.label: m.value for m in at.metric}
+    assert {"Videos on disk", "Disk free", "Uploads", "Temp files", "Clips made", "Face trainings done"} <= set(metrics)
+    clips = server.client.get("/v1/predictions", params={"status": "succeeded", "limit": 200}).json()["results"]
+    assert metrics["Clips made"] == str(len(clips)), "clips are counted as clips, trainings on their own"
 
     at.button(key="clean").click().run()
     assert "Cleaned:" in texts(at.success)
+
+    # Deleting finished jobs asks first, saying how many will go; "Keep them" deletes nothing.
+    everything = server.client.get("/v1/predictions", params={"limit": 200}).json()["results"]
+    trainings = server.client.get("/v1/trainings").json()["results"]
+    finished_jobs = [j for j in everything + trainings if j["status"] in ("succeeded", "failed", "canceled")]
+    assert finished_jobs
+    at.checkbox(key="clean_outputs").check().run()
+    at.button(key="clean").click().run()
+    no_exception(at)
+    n = len(finished_jobs)
+    assert f"This deletes **{n} job{'s' if n != 1 else ''}**" in texts(at.warning), texts(at.warning)
+    assert len(server.client.get("/v1/predictions", params={"limit": 200}).json()["results"]) == len(everything)
+    at.button(key="clean_no").click().run()
+    assert not at.warning or "This deletes" not in texts(at.warning)
+    assert len(server.client.get("/v1/predictions", params={"limit": 200}).json()["results"]) == len(everything)
+    at.button(key="clean").click().run()
+    at.button(key="clean_yes").click().run()
+    no_exception(at)
+    assert f"{n} jobs deleted" in texts(at.success), texts(at.success)
+    left = server.client.get("/v1/predictions", params={"limit": 200}).json()["results"]
+    assert all(j["status"] not in ("succeeded", "failed", "canceled") for j in left)
 
     assert at.button(key="reset").disabled
     at.text_input(key="reset_confirm").input("reset").run()
@@ -545,3 +717,9 @@ def test_launcher_command_follows_the_api_host(monkeypatch):
     assert cmd[cmd.index("--server.address") + 1] == "0.0.0.0"
     assert public._env()["AVATAR_API_URL"] == "http://127.0.0.1:9000"
     assert public._env()["AVATAR_API_KEY"] == "k1"
+
+    # A calm accent instead of Streamlit's red, whose focus ring on a text box reads as an error.
+    assert cmd[cmd.index("--theme.primaryColor") + 1] != "#FF4B4B"
+    # The start-up output carries the tunnel command for this studio and its API.
+    hint = local.tunnel_hint(8000)
+    assert "ssh -N -L 8501:127.0.0.1:8501 -L 8000:127.0.0.1:8000 " in hint and "http://localhost:8501" in hint
