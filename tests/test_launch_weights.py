@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
+from ltx2.doctor import run_doctor
 from ltx2.settings import PROJECT_ROOT, Settings
 from ltx2.weights import WeightsDownloadError, download, download_plan, resolved_weights, verify, weights_banner
 
@@ -86,6 +87,9 @@ def test_a_file_damaged_after_verification_falls_back_to_tiny_and_says_why(model
     assert settings.weights_source == "tiny" and settings.checkpoint is None
     banner = weights_banner(settings)
     assert "TINY" in banner and "gone or changed" in banner
+    (weights_check,) = [c for c in run_doctor(settings) if c.name == "weights"]
+    assert weights_check.status == "fail" and "gone or changed" in weights_check.detail
+    assert "avatar models download" in weights_check.detail
 
 
 def test_explicit_checkpoint_and_opt_out_win_over_the_record(models, tmp_path):
