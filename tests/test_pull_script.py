@@ -132,3 +132,16 @@ def test_without_the_key_it_says_so_and_writes_nothing(bare_python, server, job,
     assert run.returncode == 2
     assert "API key" in run.stderr
     assert not dest.exists() or not any(dest.iterdir())
+
+
+def test_a_whole_part_file_left_before_the_rename_is_checked_and_kept(bare_python, server, job, tmp_path):
+    dest = tmp_path / "videos"
+    assert pull(bare_python, server, dest).returncode == 0
+    video = dest / job["output"]["video"]
+    video.rename(dest / f"{video.name}.part")  # interrupted between the last byte and the rename
+
+    run = pull(bare_python, server, dest)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"(already whole): {video.name}" in run.stdout  # the server said 416: nothing more to fetch
+    assert hashlib.sha256(video.read_bytes()).hexdigest() == job["output"]["sha256"]
+    assert not (dest / f"{video.name}.part").exists()
