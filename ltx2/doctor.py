@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-from ltx2.settings import Settings
+from ltx2.settings import VERIFIED_FILE, Settings
 from ltx2.weights import FIX_COMMAND, REAL_WEIGHTS_DISK_GB, model_family, verify
 
 Status = Literal["ok", "warn", "fail"]
@@ -96,6 +96,10 @@ def _check_weights(settings: Settings, deep: bool) -> Check:
     bad = [r for r in results if not r.ok]
     if settings.checkpoint is None:
         root = settings.tiny_dir
+        record = Path(settings.models_dir) / VERIFIED_FILE
+        if settings.use_verified and record.exists():
+            return Check("weights", "fail", f"{record} lists real weights that are gone or changed since they were "
+                         f"verified, so runs fall back to the tiny checkpoint; run `{FIX_COMMAND}` again")
         if not bad:
             return Check("weights", "ok", f"tiny test checkpoint set at {root} (random weights: output is noise)")
         if all(r.reason == "missing" for r in bad):

@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ltx2.domain.limits import DEFAULT_MAX_SECONDS, MAX_SEGMENT_SECONDS, MIN_SEGMENT_SECONDS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VERIFIED_FILE = "verified.json"  # under models_dir; written by `avatar models download` (ltx2/weights.py)
+WEIGHT_FIELDS = ("checkpoint", "spatial_upsampler", "distilled_lora", "gemma_root")
+
+
+def read_verified(models_dir: Path) -> dict | None:
+    """The weight paths `avatar models download` verified, if every file it listed is still there at the size
+    it had then; None otherwise (no record, or files deleted or truncated since)."""
+    try:
+        record = json.loads((Path(models_dir) / VERIFIED_FILE).read_text(encoding="utf-8"))
+        files = record["files"]
+        if not files or not all(Path(p).is_file() and Path(p).stat().st_size == size for p, size in files.items()):
+            return None
+        return {field: Path(record[field]) for field in WEIGHT_FIELDS} | {"verified_at": record["verified_at"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 class Settings(BaseSettings):
@@ -28,6 +44,9 @@ class Settings(BaseSettings):
     distilled_lora: Path | None = None
     gemma_root: Path | None = None
     distilled_lora_strength: float = 1.0
+    # With `checkpoint` unset, use the weights `avatar models download` verified (models_dir/verified.json)
+    # when they are still on disk, so a GPU host needs no hand-set paths; false: the tiny set unless configured.
+    use_verified: bool = True
 
     # "auto": fp8-cast on CUDA (the 19B transformer in FP8, upcast per layer), none on CPU.
     quantization: Literal["auto", "none", "fp8-cast", "fp8-scaled-mm"] = "auto"
@@ -81,6 +100,24 @@ class Settings(BaseSettings):
     # Hugging Face repositories for `avatar models download`.
     hf_repo: str = "Lightricks/LTX-2"
     hf_gemma_repo: str = "google/gemma-3-12b-it-qat-q4_0-unquantized"
+
+    _weights_source: Literal["configured", "verified", "tiny"] = PrivateAttr(default="tiny")
+
+    @model_validator(mode="after")
+    def _adopt_verified_weights(self) -> Settings:
+        if self.checkpoint is not None:
+            self._weights_source = "configured"
+        elif self.use_verified and (record := read_verified(self.models_dir)) is not None:
+            for field in WEIGHT_FIELDS:  # paths set explicitly still win
+                if getattr(self, field) is None:
+                    setattr(self, field, record[field])
+            self._weights_source = "verified"
+        return self
+
+    @property
+    def weights_source(self) -> str:
+        """configured (AVATAR_CHECKPOINT), verified (models_dir/verified.json) or tiny."""
+        return self._weights_source
 
     @property
     def uses_tiny(self) -> bool:

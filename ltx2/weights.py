@@ -12,11 +12,12 @@ import os
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC
 from pathlib import Path
 from typing import Literal
 
 from ltx2.domain.digest import sha256_file
-from ltx2.settings import Settings
+from ltx2.settings import VERIFIED_FILE, Settings, read_verified
 
 DEFAULT_LTX_REPO = "Lightricks/LTX-2"
 DEFAULT_GEMMA_REPO = "google/gemma-3-12b-it-qat-q4_0-unquantized"
@@ -576,6 +577,7 @@ def download(
 
     todo = plan if force else [e for e in plan if not done(e)]
     if not todo:
+        record_verified(settings)
         return [models_dir / e.local for e in plan if e.required or (models_dir / e.local).exists()]
 
     names = ", ".join(sorted({e.repo for e in todo}))
@@ -635,4 +637,55 @@ def download(
     finally:
         if not progress and not bars_were_off:
             enable_progress_bars()
+    record_verified(settings)
     return [models_dir / e.local for e in plan if e.required or (models_dir / e.local).exists()]
+
+
+# ------------------------------------------------------------------------------- the verified record
+
+
+def planned_weights(settings: Settings) -> WeightSet:
+    """The weight set where `avatar models download` puts it."""
+    return WeightSet(*(planned_path(settings, role) for role in ROLES))
+
+
+def record_verified(settings: Settings) -> Path | None:
+    """Write models_dir/verified.json when the whole downloaded set verifies, so runs use it without
+    AVATAR_CHECKPOINT (Settings reads it back). Returns the record's path, or None when the set is incomplete."""
+    weights = planned_weights(settings)
+    results = _verify_weight_set(weights, settings, check_hash=True)
+    if not results or not all(r.ok for r in results):
+        return None
+    from datetime import datetime
+
+    record = {
+        "verified_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **{field: str(path) for field, (_, path) in zip(("checkpoint", "spatial_upsampler", "distilled_lora",
+                                                          "gemma_root"), weights.items(), strict=True)},
+        # Every verified file and its size: a file deleted or truncated later voids the record.
+        "files": {str(r.path): r.path.stat().st_size for r in results},
+    }
+    target = Path(settings.models_dir) / VERIFIED_FILE
+    partial = target.with_suffix(".tmp")
+    partial.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    partial.replace(target)
+    return target
+
+
+def weights_banner(settings: Settings) -> str:
+    """What `scripts/launch_ltx2.sh` prints first: which weights this run uses, and why."""
+    line = "=" * 92
+    if settings.weights_source == "configured":
+        return f"WEIGHTS: real, configured by AVATAR_CHECKPOINT={settings.checkpoint}"
+    if settings.weights_source == "verified":
+        verified_at = (read_verified(settings.models_dir) or {}).get("verified_at", "?")
+        return (f"WEIGHTS: real, verified by `avatar models download` at {verified_at} "
+                f"({Path(settings.models_dir) / VERIFIED_FILE}):\n  checkpoint {settings.checkpoint}\n"
+                f"  Gemma {settings.gemma_root}")
+    stale = (Path(settings.models_dir) / VERIFIED_FILE).exists() and settings.use_verified
+    why = (f" {Path(settings.models_dir) / VERIFIED_FILE} lists weight files that are gone or changed since they\n"
+           " were verified: run ./scripts/complete_ltx2_setup.sh again.\n" if stale else "")
+    return (f"{line}\n NO REAL WEIGHTS: using the TINY test checkpoint (random weights, CPU-friendly).\n"
+            " The real LTX-2 pipeline runs end to end, but the video and audio are noise.\n"
+            f"{why} For real videos on a GPU host: ./scripts/complete_ltx2_setup.sh (downloads and verifies;\n"
+            f" the next launch uses them).\n{line}")

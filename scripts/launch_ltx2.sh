@@ -1,21 +1,19 @@
 #!/usr/bin/env bash
-# Runs the studio. Set-up is automatic and idempotent. With AVATAR_CHECKPOINT (and friends, see README) it uses
-# the real LTX-2 weights; without, the tiny test checkpoint, and says so.
+# Runs the studio. Set-up is automatic and idempotent. It uses the real LTX-2 weights that
+# ./scripts/complete_ltx2_setup.sh downloaded and verified (models/verified.json), or those AVATAR_CHECKPOINT (and
+# friends, see README) point at; otherwise the tiny test checkpoint. Its first lines say which.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup_env.sh
 [ -f .env ] && set -a && . ./.env && set +a
 
-if [ -z "${AVATAR_CHECKPOINT:-}" ]; then
-  cat >&2 <<'MSG'
-============================================================================================
- NO REAL WEIGHTS CONFIGURED: using the TINY test checkpoint (random weights, CPU-friendly).
- The real LTX-2 pipeline runs end to end, but the video and audio are noise.
- For real videos on a GPU host: ./scripts/complete_ltx2_setup.sh, then set AVATAR_CHECKPOINT.
-============================================================================================
-MSG
-  .venv/bin/avatar models tiny
-fi
+# The banner goes to stderr; stdout carries only the choice.
+weights=$(.venv/bin/python -c 'import sys
+from ltx2.settings import get_settings
+from ltx2.weights import weights_banner
+print(weights_banner(get_settings()), file=sys.stderr)
+print(get_settings().weights_source)')
+if [ "$weights" = tiny ]; then .venv/bin/avatar models tiny; fi
 
 port="${AVATAR_PORT:-8000}"
 ui_port="${AVATAR_UI_PORT:-8501}"
