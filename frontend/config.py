@@ -21,26 +21,6 @@ def api_key() -> str | None:
     return os.environ.get("AVATAR_API_KEY") or None
 
 
-def _float_env(name: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(name, default))
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
-def env_limits() -> dict:
-    """The planning numbers from the same AVATAR_* variables the server reads: what the Create page uses when it
-    cannot ask the server (GET /v1/limits)."""
-    return {
-        "max_seconds": _float_env("AVATAR_MAX_SECONDS", 20.0),
-        "words_per_minute": _float_env("AVATAR_WORDS_PER_MINUTE", 150.0),
-        "segment_seconds": min(max(_float_env("AVATAR_SEGMENT_SECONDS", 15.0), 2.0), 19.0),
-        "max_script_seconds": _float_env("AVATAR_MAX_SCRIPT_SECONDS", 600.0),
-        "max_segments": max(1, int(_float_env("AVATAR_MAX_SEGMENTS", 40))),
-    }
-
-
 def connect_host(host: str) -> str:
     """Where a local client reaches a server bound to `host` (a wildcard bind is reached on loopback)."""
     if host in ("", "0.0.0.0", "::", "[::]"):

@@ -11,6 +11,8 @@ import streamlit as st
 
 from frontend import config
 from frontend.client import ApiClient, ApiError, AuthError, ServerUnreachable
+from ltx2.domain import status
+from ltx2.domain.limits import default_planning
 
 PAGES = {
     "create": "views/create.py",
@@ -20,8 +22,8 @@ PAGES = {
     "workspace": "views/workspace.py",
     "server": "views/server.py",
 }
-ACTIVE = ("starting", "processing")
-TERMINAL = ("succeeded", "failed", "canceled")
+ACTIVE = tuple(s.value for s in status.ACTIVE)  # the server's own vocabulary, not a copy of it
+TERMINAL = tuple(s.value for s in status.TERMINAL)
 POLL_S = 1.0  # live views refresh this often (the worker writes progress at most twice a second)
 
 
@@ -61,11 +63,12 @@ def _limits(url: str, key: str | None) -> dict:
 
 def limits() -> dict:
     """The server's planning numbers (clip and segment length, speech rate, script maximum), so the studio plans
-    a script exactly as the server will; the environment's values while the server cannot be asked."""
+    a script exactly as the server will; a default server's numbers (ltx2.domain.limits) while it cannot be asked.
+    The studio never reads the server's AVATAR_* settings itself: it may run on another machine."""
     try:
         return _limits(api_url(), api_key())
     except ApiError:
-        return config.env_limits()
+        return default_planning()
 
 
 def show_error(exc: Exception, *, prefix: str = "", list_problems: bool = True) -> None:

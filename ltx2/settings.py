@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ltx2.domain import limits as L
 from ltx2.domain.limits import DEFAULT_MAX_SECONDS, MAX_SEGMENT_SECONDS, MIN_SEGMENT_SECONDS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -62,15 +63,15 @@ class Settings(BaseSettings):
     # Generation defaults.
     default_fps: float = 24.0
     max_seconds: float = Field(default=DEFAULT_MAX_SECONDS, gt=0)
-    words_per_minute: float = Field(default=150.0, gt=0)
+    words_per_minute: float = Field(default=L.DEFAULT_WORDS_PER_MINUTE, gt=0)
     two_stage_steps: int = Field(default=40, ge=1)
     # x264 preset of the final MP4 encode (quality is set by crf 18 either way; slower presets only shrink files).
     encode_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = "veryfast"
     # Long scripts: each segment is at most segment_seconds of speech (one clip; under max_seconds so the
     # continuity frame still fits); a script may run to max_script_seconds of speech in max_segments clips.
-    segment_seconds: float = Field(default=15.0, ge=MIN_SEGMENT_SECONDS, le=MAX_SEGMENT_SECONDS)
-    max_script_seconds: float = Field(default=600.0, gt=0)
-    max_segments: int = Field(default=40, ge=1)
+    segment_seconds: float = Field(default=L.DEFAULT_SEGMENT_SECONDS, ge=MIN_SEGMENT_SECONDS, le=MAX_SEGMENT_SECONDS)
+    max_script_seconds: float = Field(default=L.DEFAULT_MAX_SCRIPT_SECONDS, gt=0)
+    max_segments: int = Field(default=L.DEFAULT_MAX_SEGMENTS, ge=1)
 
     # Job server. The database and uploads live in a hidden folder under outputs/ (never served as a file).
     database_url: str | None = None  # default: sqlite:///<outputs>/.state/avatar.db; postgresql+psycopg://… to scale

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from ltx2.domain.digest import sha256_file
+
 TINY_MARKER = "avatar-generator-tiny"
 TINY_VERSION = "3"
 # The digest of every build (tree_digest). Version 3 has no residual blocks per audio VAE level beside the
@@ -468,20 +470,12 @@ def _build_tokenizer(root: Path):
     return fast
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def tree_digest(root: Path) -> str:
     """One digest over every file of a tiny set (names and bytes), stamp excluded."""
     h = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != "TINY_BUILD.json"):
         h.update(str(path.relative_to(root)).encode())
-        h.update(_sha256(path).encode())
+        h.update(sha256_file(path).encode())
     return h.hexdigest()
 
 
