@@ -219,7 +219,7 @@ def caption_layout(text: str, width: int, height: int) -> CaptionLayout:
         font = ImageFont.load_default(size=size)
         stroke = max(1, size // 14)
 
-        def fits(line: str) -> bool:
+        def fits(line: str, font=font, stroke=stroke) -> bool:
             return probe.textlength(line, font=font) + 2 * stroke <= width - 2 * side
 
         wrapped = "\n".join(_wrap(words, fits))

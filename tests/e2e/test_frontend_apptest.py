@@ -565,8 +565,11 @@ def test_versions_grouped_with_thumbnails_and_every_file(at, server):
     no_exception(at)
     assert at.button(key=f"rerun-{first['id']}"), "the older version can be picked and used"
 
-    at.switch_page("views/jobs.py").run()
+    # Its segments' retakes (and a draft's Finalize) are one click away, on the Jobs page.
+    at.button(key=f"open-{first['id']}").click().run()
     no_exception(at)
+    assert at.title[0].value == "Jobs" and at.session_state["focus_job"] == first["id"]
+    assert at.button(key=f"retake-{first['id']}-1")
     assert at.image, "finished jobs show their thumbnail"
     for job in (first, again):
         assert server.client.delete(f"/v1/predictions/{job['id']}").status_code == 204
