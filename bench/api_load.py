@@ -56,11 +56,18 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
     p.add_argument("--create-share", type=float, default=0.05, help="share of requests that create a job")
     p.add_argument("--list-share", type=float, default=0.10, help="share of requests that list predictions")
-    p.add_argument("--max-outstanding", type=int, default=8,
-                   help="unfinished jobs allowed at once; a create over the cap becomes a status read")
+    p.add_argument(
+        "--max-outstanding",
+        type=int,
+        default=8,
+        help="unfinished jobs allowed at once; a create over the cap becomes a status read",
+    )
     p.add_argument("--think-ms", type=float, default=0.0, help="pause between a client's requests (0: closed loop)")
-    p.add_argument("--shared-client", action="store_true",
-                   help="all clients share one httpx.AsyncClient pool (default: one AsyncClient per client)")
+    p.add_argument(
+        "--shared-client",
+        action="store_true",
+        help="all clients share one httpx.AsyncClient pool (default: one AsyncClient per client)",
+    )
     p.add_argument("--port", type=int, default=None, help="port for the started server (default: a free one)")
     p.add_argument("--url", default=None, help="target an already running server instead of starting one")
     p.add_argument("--pid", type=int, default=None, help="with --url: the API process to sample RSS from")
@@ -81,6 +88,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 # --- process helpers -------------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -194,14 +202,26 @@ class Server:
             AVATAR_WORKERS="1",
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
         )
-        cmd = [sys.executable, "-m", "ltx2.cli", "serve", "--no-ui", "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", "1"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ltx2.cli",
+            "serve",
+            "--no-ui",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
         log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child
         try:
             # Own session: Ctrl-C in the terminal reaches only this script, which then stops the server itself.
             # cwd is the temp folder so a project .env cannot point the server at real data.
-            self.proc = subprocess.Popen(cmd, cwd=self.dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, cwd=self.dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         finally:
             log.close()
 
@@ -217,8 +237,9 @@ class Server:
         with httpx.Client(base_url=self.url, timeout=5) as client:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited with {self.proc.returncode} before it was ready:\n"
-                                       f"{self.log_tail()}")
+                    raise RuntimeError(
+                        f"server exited with {self.proc.returncode} before it was ready:\n{self.log_tail()}"
+                    )
                 try:
                     if client.get("/health").status_code == 200:
                         check = client.get("/health-check").json()
@@ -258,8 +279,13 @@ class Server:
             for p in wait_gone(orphans, self.grace):
                 _signal(p, signal.SIGKILL)
             wait_gone(orphans, 5)
-        self.shutdown = {"exit_code": self.proc.returncode, "seconds": round(exit_s, 2), "killed": killed,
-                         "worker_pids": workers, "orphaned_workers": orphans}
+        self.shutdown = {
+            "exit_code": self.proc.returncode,
+            "seconds": round(exit_s, 2),
+            "killed": killed,
+            "worker_pids": workers,
+            "orphaned_workers": orphans,
+        }
         return self.shutdown
 
     def cleanup(self, keep: bool) -> None:
@@ -285,7 +311,7 @@ def log_problems(text: str, limit: int = 5, context: int = 25) -> list[str]:
     out, i = [], 0
     while i < len(lines) and len(out) < limit:
         if PROBLEM_LINE.search(lines[i]):
-            out.append("\n".join(lines[i:i + context]))
+            out.append("\n".join(lines[i : i + context]))
             i += context
         else:
             i += 1
@@ -293,6 +319,7 @@ def log_problems(text: str, limit: int = 5, context: int = 25) -> list[str]:
 
 
 # --- the load --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Stats:
@@ -327,8 +354,9 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[max(0, math.ceil(q * len(sorted_values)) - 1)]
 
 
-async def client_loop(client: httpx.AsyncClient, args, stats: Stats, jobs: Jobs, stop_at: float,
-                      rng: random.Random) -> None:
+async def client_loop(
+    client: httpx.AsyncClient, args, stats: Stats, jobs: Jobs, stop_at: float, rng: random.Random
+) -> None:
     loop = asyncio.get_running_loop()
     while loop.time() < stop_at:
         roll = rng.random()
@@ -352,8 +380,9 @@ async def client_loop(client: httpx.AsyncClient, args, stats: Stats, jobs: Jobs,
             await asyncio.sleep(args.think_ms / 1000)
 
 
-async def one_request(client: httpx.AsyncClient, route: str, job_id: str | None, stats: Stats, jobs: Jobs,
-                      rng: random.Random) -> None:
+async def one_request(
+    client: httpx.AsyncClient, route: str, job_id: str | None, stats: Stats, jobs: Jobs, rng: random.Random
+) -> None:
     if route == CREATE:
         jobs.creating += 1
     t0 = time.perf_counter()
@@ -446,8 +475,11 @@ async def run_load(base_url: str, args, api_pid: int | None) -> dict:
             jobs.outstanding.add(r.json()["id"])
         rss_start = rss_bytes(api_pid) if api_pid else None
         workers = child_pids(api_pid) if api_pid else []
-        cpu_before = {"api": cpu_seconds(api_pid), "workers": _sum(cpu_seconds(p) for p in workers),
-                      "bench": time.process_time()}
+        cpu_before = {
+            "api": cpu_seconds(api_pid),
+            "workers": _sum(cpu_seconds(p) for p in workers),
+            "bench": time.process_time(),
+        }
         load_before = os.getloadavg()
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_rss(api_pid, rss, stop))
@@ -457,11 +489,15 @@ async def run_load(base_url: str, args, api_pid: int | None) -> dict:
         t0 = loop.time()
         stop_at = t0 + args.duration
         rngs = [random.Random(rng.random()) for _ in range(args.clients)]
-        await asyncio.gather(*(client_loop(per_client[i], args, stats, jobs, stop_at, rngs[i])
-                               for i in range(args.clients)))
+        await asyncio.gather(
+            *(client_loop(per_client[i], args, stats, jobs, stop_at, rngs[i]) for i in range(args.clients))
+        )
         wall = loop.time() - t0
-        cpu_after = {"api": cpu_seconds(api_pid), "workers": _sum(cpu_seconds(p) for p in workers),
-                     "bench": time.process_time()}
+        cpu_after = {
+            "api": cpu_seconds(api_pid),
+            "workers": _sum(cpu_seconds(p) for p in workers),
+            "bench": time.process_time(),
+        }
         stop.set()
         await sampler
         await lagger
@@ -474,15 +510,24 @@ async def run_load(base_url: str, args, api_pid: int | None) -> dict:
     result = summarize(args, stats, jobs, finals, wall, rss_start, rss)
     # Share of one core each side used during the window: with ~100% on the API the server is the bottleneck.
     result["cpu_percent"] = {
-        k: (round(100 * (cpu_after[k] - cpu_before[k]) / wall, 1)
-            if cpu_before[k] is not None and cpu_after[k] is not None and wall else None)
+        k: (
+            round(100 * (cpu_after[k] - cpu_before[k]) / wall, 1)
+            if cpu_before[k] is not None and cpu_after[k] is not None and wall
+            else None
+        )
         for k in cpu_before
     }
     lag.sort()
-    result["client_loop_lag_ms"] = {"p50": round(percentile(lag, 0.5), 2), "p99": round(percentile(lag, 0.99), 2),
-                                    "max": round(lag[-1], 2)} if lag else None
-    result["host"] = {"cpus": os.cpu_count(), "loadavg_before": [round(v, 2) for v in load_before],
-                      "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
+    result["client_loop_lag_ms"] = (
+        {"p50": round(percentile(lag, 0.5), 2), "p99": round(percentile(lag, 0.99), 2), "max": round(lag[-1], 2)}
+        if lag
+        else None
+    )
+    result["host"] = {
+        "cpus": os.cpu_count(),
+        "loadavg_before": [round(v, 2) for v in load_before],
+        "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+    }
     return result
 
 
@@ -491,8 +536,9 @@ def _sum(values) -> float | None:
     return None if not values or any(v is None for v in values) else sum(values)
 
 
-def summarize(args, stats: Stats, jobs: Jobs, finals: dict[str, dict], wall: float, rss_start: int | None,
-              rss: list[int]) -> dict:
+def summarize(
+    args, stats: Stats, jobs: Jobs, finals: dict[str, dict], wall: float, rss_start: int | None, rss: list[int]
+) -> dict:
     routes = {}
     for route in ROUTES:
         lat = sorted(stats.latencies[route])  # every answered request, 2xx or not
@@ -510,10 +556,16 @@ def summarize(args, stats: Stats, jobs: Jobs, finals: dict[str, dict], wall: flo
     total_errors = sum(stats.errors.values())
     total = sum(r["count"] for r in routes.values())
     goals = [
-        {"goal": f"status reads p99 ≤ {GOAL_STATUS_P99_MS:g} ms", "value": status_p99,
-         "met": status_p99 is not None and status_p99 <= GOAL_STATUS_P99_MS},
-        {"goal": f"creates p99 ≤ {GOAL_CREATE_P99_MS:g} ms", "value": create_p99,
-         "met": create_p99 is not None and create_p99 <= GOAL_CREATE_P99_MS},
+        {
+            "goal": f"status reads p99 ≤ {GOAL_STATUS_P99_MS:g} ms",
+            "value": status_p99,
+            "met": status_p99 is not None and status_p99 <= GOAL_STATUS_P99_MS,
+        },
+        {
+            "goal": f"creates p99 ≤ {GOAL_CREATE_P99_MS:g} ms",
+            "value": create_p99,
+            "met": create_p99 is not None and create_p99 <= GOAL_CREATE_P99_MS,
+        },
         {"goal": "0 errors", "value": total_errors, "met": total_errors == 0},
     ]
     mb = 1024 * 1024
@@ -549,27 +601,37 @@ def summarize(args, stats: Stats, jobs: Jobs, finals: dict[str, dict], wall: flo
 
 def print_report(result: dict) -> None:
     w = max(len(r) for r in ROUTES)
-    print(f"\nAPI load: {result['clients']} clients ({result['client_mode']}, think {result['think_ms']:g} ms), "
-          f"{result['duration_s']} s, {result['requests']} requests ({result['requests_per_s']} req/s)")
+    print(
+        f"\nAPI load: {result['clients']} clients ({result['client_mode']}, think {result['think_ms']:g} ms), "
+        f"{result['duration_s']} s, {result['requests']} requests ({result['requests_per_s']} req/s)"
+    )
     print(f"{'route':<{w}}  {'count':>7}  {'p50 ms':>8}  {'p99 ms':>8}  {'max ms':>8}  {'errors':>6}")
     fmt = lambda v: f"{v:8.1f}" if v is not None else f"{'-':>8}"  # noqa: E731
     for route, r in result["routes"].items():
-        print(f"{route:<{w}}  {r['count']:>7}  {fmt(r['p50_ms'])}  {fmt(r['p99_ms'])}  {fmt(r['max_ms'])}  "
-              f"{r['errors']:>6}")
+        print(
+            f"{route:<{w}}  {r['count']:>7}  {fmt(r['p50_ms'])}  {fmt(r['p99_ms'])}  {fmt(r['max_ms'])}  "
+            f"{r['errors']:>6}"
+        )
     cpu, host = result.get("cpu_percent", {}), result.get("host", {})
-    print(f"CPU (% of one core) during the run: API {cpu.get('api')}, worker {cpu.get('workers')}, "
-          f"bench clients {cpu.get('bench')}; host {host.get('cpus')} CPUs, load average "
-          f"{host.get('loadavg_before', [None])[0]} → {host.get('loadavg_after', [None])[0]}")
+    print(
+        f"CPU (% of one core) during the run: API {cpu.get('api')}, worker {cpu.get('workers')}, "
+        f"bench clients {cpu.get('bench')}; host {host.get('cpus')} CPUs, load average "
+        f"{host.get('loadavg_before', [None])[0]} → {host.get('loadavg_after', [None])[0]}"
+    )
     lag = result.get("client_loop_lag_ms")
     if lag:
-        print(f"bench event-loop lag (client-side delay included in the latencies): p50 {lag['p50']} ms, "
-              f"p99 {lag['p99']} ms, max {lag['max']} ms")
+        print(
+            f"bench event-loop lag (client-side delay included in the latencies): p50 {lag['p50']} ms, "
+            f"p99 {lag['p99']} ms, max {lag['max']} ms"
+        )
     rss = result["rss_mb"]
     print(f"API RSS: start {rss['start']} MiB, peak {rss['peak']} MiB, end {rss['end']} MiB")
     j = result["jobs"]
-    print(f"jobs: {j['created']} created, {j['finished']} finished during the run ({j['succeeded']} succeeded, "
-          f"{j['failed']} failed, {j['canceled']} canceled), {j['unfinished']} unfinished; "
-          f"{j['skipped_creates_over_cap']} creates skipped over the outstanding cap")
+    print(
+        f"jobs: {j['created']} created, {j['finished']} finished during the run ({j['succeeded']} succeeded, "
+        f"{j['failed']} failed, {j['canceled']} canceled), {j['unfinished']} unfinished; "
+        f"{j['skipped_creates_over_cap']} creates skipped over the outstanding cap"
+    )
     for f in j["failures"]:
         print(f"  failed job: {f}")
     print("goals:")
@@ -580,11 +642,15 @@ def print_report(result: dict) -> None:
     server = result.get("server")
     if server:
         sd = server.get("shutdown") or {}
-        print(f"server: exit {sd.get('exit_code')} after {sd.get('seconds')} s"
-              f"{' (killed after the grace period)' if sd.get('killed') else ''}; log {server['log']}")
+        print(
+            f"server: exit {sd.get('exit_code')} after {sd.get('seconds')} s"
+            f"{' (killed after the grace period)' if sd.get('killed') else ''}; log {server['log']}"
+        )
         if sd.get("orphaned_workers"):
-            print(f"  WARNING: worker process(es) {sd['orphaned_workers']} outlived the server after SIGTERM "
-                  "(stopped by the bench)")
+            print(
+                f"  WARNING: worker process(es) {sd['orphaned_workers']} outlived the server after SIGTERM "
+                "(stopped by the bench)"
+            )
         for excerpt in server.get("log_problems", []):
             print("  server log:\n    " + excerpt.replace("\n", "\n    "))
 
@@ -611,8 +677,12 @@ def main(argv: list[str] | None = None) -> dict:
         if server is not None:
             shutdown = server.stop()
             text = server.log_path.read_text(errors="replace") if server.log_path.exists() else ""
-            result["server"] = {"url": server.url, "log": str(server.log_path), "shutdown": shutdown,
-                                "log_problems": log_problems(text)}
+            result["server"] = {
+                "url": server.url,
+                "log": str(server.log_path),
+                "shutdown": shutdown,
+                "log_problems": log_problems(text),
+            }
         result_errors = result["errors"]
         print_report(result)
         if args.json:

@@ -124,27 +124,33 @@ def run_once(url: str, jobs: int, workers: int, timeout: float) -> dict:
         "min_share": round(min(counts) / jobs, 3),
         "max_share": round(max(counts) / jobs, 3),
         "jain": round(jain(counts), 3),
-        "claimed_exactly_once": claimed_once and sum(counts) == jobs and sorted(per_worker.values(), reverse=True)
-        == [c for c in counts if c],
+        "claimed_exactly_once": claimed_once
+        and sum(counts) == jobs
+        and sorted(per_worker.values(), reverse=True) == [c for c in counts if c],
     }
 
 
 def format_table(results: dict) -> str:
     backends = [b for b in BACKENDS if b in results]
     counts = sorted({w for b in backends for w in results[b]})
-    head = f"{'workers':>7} | " + " | ".join(f"{b + ' jobs/s':>17} {'Jain':>5} {'min/max share':>13}"
-                                            for b in backends)
+    head = f"{'workers':>7} | " + " | ".join(f"{b + ' jobs/s':>17} {'Jain':>5} {'min/max share':>13}" for b in backends)
     lines = [head, "-" * len(head)]
     for w in counts:
         cells = []
         for b in backends:
             r = results[b].get(w)
-            cells.append(f"{r['jobs_per_s']:>17.1f} {r['jain']:>5.3f} {r['min_share']:>6.3f}/{r['max_share']:<6.3f}"
-                         if r else f"{'-':>37}")
+            cells.append(
+                f"{r['jobs_per_s']:>17.1f} {r['jain']:>5.3f} {r['min_share']:>6.3f}/{r['max_share']:<6.3f}"
+                if r
+                else f"{'-':>37}"
+            )
         lines.append(f"{w:>7} | " + " | ".join(cells))
     if len(backends) == 2:
-        ratios = [f"{w}: {results['postgresql'][w]['jobs_per_s'] / results['sqlite'][w]['jobs_per_s']:.2f}x"
-                  for w in counts if w in results["sqlite"] and w in results["postgresql"]]
+        ratios = [
+            f"{w}: {results['postgresql'][w]['jobs_per_s'] / results['sqlite'][w]['jobs_per_s']:.2f}x"
+            for w in counts
+            if w in results["sqlite"] and w in results["postgresql"]
+        ]
         lines.append("PostgreSQL / SQLite jobs/s — " + ", ".join(ratios))
     return "\n".join(lines)
 
@@ -169,9 +175,11 @@ def main(argv: list[str] | None = None) -> dict:
             for workers in args.workers:
                 results[backend][workers] = run_once(url, args.jobs, workers, args.timeout)
                 r = results[backend][workers]
-                print(f"{backend:>10}, {workers} worker(s): {r['jobs_per_s']:.1f} jobs/s, per worker "
-                      f"{r['per_worker']}, Jain {r['jain']:.3f}, claimed once: {r['claimed_exactly_once']}",
-                      flush=True)
+                print(
+                    f"{backend:>10}, {workers} worker(s): {r['jobs_per_s']:.1f} jobs/s, per worker "
+                    f"{r['per_worker']}, Jain {r['jain']:.3f}, claimed once: {r['claimed_exactly_once']}",
+                    flush=True,
+                )
     finally:
         if cluster is not None:
             cluster.stop()

@@ -34,7 +34,7 @@ except ImportError:  # run as a script: bench/ is sys.path[0], not the repo root
 def _texture(rng, height: int, width: int, amp: float) -> np.ndarray:
     # Smoothed noise: fine detail like skin/hair/fabric rather than per-frame sensor grain.
     noise = rng.normal(0, 1, size=(height + 2, width + 2)).astype(np.float32)
-    smooth = sum(noise[dy:dy + height, dx:dx + width] for dy in range(3) for dx in range(3)) / 3
+    smooth = sum(noise[dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)) / 3
     return amp * smooth[..., None]
 
 
@@ -52,11 +52,14 @@ def make_clip(frames: int, width: int, height: int, fps: float, rate: int, seed:
     for i in range(frames):
         t = i / fps
         pan_x, pan_y = int(t * 12) % width, int(t * 5) % height  # slow camera drift
-        bg = np.stack([
-            96 + 60 * np.sin(xx / width * 3 + t * 0.7),
-            80 + 50 * np.cos(yy / height * 2 - t * 0.5),
-            120 + 40 * np.sin((xx + yy) / (width + height) * 4 + t),
-        ], axis=-1) + np.roll(bg_tex, (pan_y, pan_x), axis=(0, 1))
+        bg = np.stack(
+            [
+                96 + 60 * np.sin(xx / width * 3 + t * 0.7),
+                80 + 50 * np.cos(yy / height * 2 - t * 0.5),
+                120 + 40 * np.sin((xx + yy) / (width + height) * 4 + t),
+            ],
+            axis=-1,
+        ) + np.roll(bg_tex, (pan_y, pan_x), axis=(0, 1))
         cx = width * (0.5 + 0.08 * np.sin(t * 1.3))
         cy = height * (0.45 + 0.05 * np.cos(t * 0.9))
         face = ((xx - cx) / (0.22 * width)) ** 2 + ((yy - cy) / (0.3 * height)) ** 2 < 1
@@ -64,8 +67,7 @@ def make_clip(frames: int, width: int, height: int, fps: float, rate: int, seed:
         skin = np.array([210, 170, 140], np.float32) + np.roll(face_tex, shift, axis=(0, 1))
         bg[face] = skin[face]
         mouth_open = 0.02 + 0.03 * abs(np.sin(t * 9))  # lip motion at syllable rate
-        mouth = (((xx - cx) / (0.08 * width)) ** 2
-                 + ((yy - cy - 0.15 * height) / (mouth_open * height)) ** 2 < 1)
+        mouth = ((xx - cx) / (0.08 * width)) ** 2 + ((yy - cy - 0.15 * height) / (mouth_open * height)) ** 2 < 1
         bg[mouth] = (90, 30, 40)
         video[i] = np.clip(bg, 0, 255).astype(np.uint8)
 
@@ -73,7 +75,7 @@ def make_clip(frames: int, width: int, height: int, fps: float, rate: int, seed:
     t = np.arange(n) / rate
     f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t) + 15 * np.sin(2 * np.pi * 3.1 * t)
     phase = 2 * np.pi * np.cumsum(f0) / rate
-    voiced = sum(np.sin(k * phase) / k * np.exp(-((k * f0 - 700) / 900) ** 2) for k in range(1, 25))
+    voiced = sum(np.sin(k * phase) / k * np.exp(-(((k * f0 - 700) / 900) ** 2)) for k in range(1, 25))
     envelope = np.clip(np.sin(2 * np.pi * 4.3 * t), 0, None) ** 0.7  # ~4 syllables/s
     hiss = rng.normal(0, 0.05, n) * (np.sin(2 * np.pi * 1.7 * t) > 0.6)  # fricative bursts
     mono = 0.5 * voiced * envelope / (np.abs(voiced).max() + 1e-9) + hiss
@@ -84,7 +86,7 @@ def make_clip(frames: int, width: int, height: int, fps: float, rate: int, seed:
 def _chunks(video: np.ndarray, size: int = 8):
     # Mimics the VAE decoder handing over a few frames at a time.
     for i in range(0, len(video), size):
-        yield video[i:i + size]
+        yield video[i : i + size]
 
 
 def _pull(graph):
@@ -103,8 +105,7 @@ def reencode_with_speed(src: Path, dst: Path, speed: float, crf: int, preset: st
         vin.thread_type = "AUTO"  # the ffmpeg CLI decodes with threads by default
         ain = inp.streams.audio[0] if inp.streams.audio else None
         rate = Fraction(vin.average_rate) * Fraction(speed).limit_denominator(1000)
-        out = av.open(str(dst), "w", format="mp4",
-                      container_options={"movflags": "+faststart+use_metadata_tags"})
+        out = av.open(str(dst), "w", format="mp4", container_options={"movflags": "+faststart+use_metadata_tags"})
         with out:
             vout = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
             vout.width, vout.height, vout.pix_fmt = vin.width, vin.height, "yuv420p"
@@ -118,11 +119,14 @@ def reencode_with_speed(src: Path, dst: Path, speed: float, crf: int, preset: st
                 aout = out.add_stream("aac", rate=arate, layout="stereo")
                 graph = av.filter.Graph()
                 graph.link_nodes(
-                    graph.add_abuffer(sample_rate=arate, format=ain.codec_context.format.name,
-                                      layout="stereo", time_base=Fraction(1, arate)),
+                    graph.add_abuffer(
+                        sample_rate=arate,
+                        format=ain.codec_context.format.name,
+                        layout="stereo",
+                        time_base=Fraction(1, arate),
+                    ),
                     graph.add("atempo", tempo=str(speed)),
-                    graph.add("aformat", sample_fmts="fltp", sample_rates=str(arate),
-                              channel_layouts="stereo"),
+                    graph.add("aformat", sample_fmts="fltp", sample_rates=str(arate), channel_layouts="stereo"),
                     graph.add("abuffersink"),
                 ).configure()
             n_video = n_audio = 0
@@ -185,17 +189,29 @@ def main(argv: list[str] | None = None) -> dict:
 
     single, two = statistics.median(single_runs), statistics.median(two_runs)
     result = {
-        "frames": args.frames, "size": f"{width}x{height}", "fps": args.fps, "speed": args.speed,
-        "repeat": args.repeat, "single_s": single, "two_pass_s": two, "ratio": single / two,
-        "single_runs": single_runs, "two_pass_runs": two_runs,
-        "single_info": a, "two_pass_info": b,
+        "frames": args.frames,
+        "size": f"{width}x{height}",
+        "fps": args.fps,
+        "speed": args.speed,
+        "repeat": args.repeat,
+        "single_s": single,
+        "two_pass_s": two,
+        "ratio": single / two,
+        "single_runs": single_runs,
+        "two_pass_runs": two_runs,
+        "single_info": a,
+        "two_pass_info": b,
     }
-    print(f"clip: {args.frames} frames {width}x{height} @ {args.fps:g} fps, speed {args.speed:g}, "
-          f"audio {args.audio_rate} Hz, x264 crf {args.crf} preset {args.preset}, repeat {args.repeat}")
+    print(
+        f"clip: {args.frames} frames {width}x{height} @ {args.fps:g} fps, speed {args.speed:g}, "
+        f"audio {args.audio_rate} Hz, x264 crf {args.crf} preset {args.preset}, repeat {args.repeat}"
+    )
     print(f"{'approach':<28}{'median s':>10}{'frames':>8}{'fps':>8}{'video s':>9}{'audio s':>9}")
     for name, t, info in (("single pass (encode_mp4)", single, a), ("two pass (encode+re-enc)", two, b)):
-        print(f"{name:<28}{t:>10.3f}{info.frames:>8}{info.fps:>8.2f}"
-              f"{info.video_duration:>9.3f}{(info.audio_duration or 0):>9.3f}")
+        print(
+            f"{name:<28}{t:>10.3f}{info.frames:>8}{info.fps:>8.2f}"
+            f"{info.video_duration:>9.3f}{(info.audio_duration or 0):>9.3f}"
+        )
     print(f"ratio single/two-pass: {single / two:.3f}  (goal <= 0.5)")
     return result
 

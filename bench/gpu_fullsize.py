@@ -563,8 +563,9 @@ def _encoder(preset: str):
 STAGES = ("text_encode", "stage_1", "upsample", "stage_2", "decode", "encode")
 
 
-def timed_run(engine, instrument: Instrument, size: tuple[int, int, int], seed: int, fps: float, out_dir: Path,
-              encode) -> dict:
+def timed_run(
+    engine, instrument: Instrument, size: tuple[int, int, int], seed: int, fps: float, out_dir: Path, encode
+) -> dict:
     from ltx2.engine.pipelines import GenerationRequest
 
     width, height, frames = size
@@ -636,21 +637,40 @@ def _parse_sizes(text: str) -> list[tuple[int, int, int]]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--sizes", type=_parse_sizes, default=_parse_sizes("768x512x121,512x512x121"),
-                   help="comma-separated WIDTHxHEIGHTxFRAMES (default 768x512x121,512x512x121)")
+    p.add_argument(
+        "--sizes",
+        type=_parse_sizes,
+        default=_parse_sizes("768x512x121,512x512x121"),
+        help="comma-separated WIDTHxHEIGHTxFRAMES (default 768x512x121,512x512x121)",
+    )
     p.add_argument("--device", default="auto", help="cuda, cpu or auto (default)")
     p.add_argument("--repeat", type=int, default=1, help="timed runs per size (default 1)")
-    p.add_argument("--warmup", type=int, default=1,
-                   help="untimed runs per size first (default 1): a new shape's first call pays kernel selection")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="untimed runs per size first (default 1): a new shape's first call pays kernel selection",
+    )
     p.add_argument("--tiny", action="store_true", help="tiny configs from ltx2/engine/tiny.py, same code path")
-    p.add_argument("--quantization", choices=("auto", "none", "fp8-cast"), default="auto",
-                   help="transformer storage as the engine would load it; auto = fp8-cast on CUDA, none on CPU")
+    p.add_argument(
+        "--quantization",
+        choices=("auto", "none", "fp8-cast"),
+        default="auto",
+        help="transformer storage as the engine would load it; auto = fp8-cast on CUDA, none on CPU",
+    )
     p.add_argument("--fps", type=float, default=24.0)
-    p.add_argument("--encode-preset", default=Settings.model_fields["encode_preset"].default,
-                   help="x264 preset of the MP4 encode (default: the server's default)")
+    p.add_argument(
+        "--encode-preset",
+        default=Settings.model_fields["encode_preset"].default,
+        help="x264 preset of the MP4 encode (default: the server's default)",
+    )
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--tiny-root", type=Path, default=PROJECT_ROOT / "models" / "tiny",
-                   help="where the tiny checkpoint set is (built on first use)")
+    p.add_argument(
+        "--tiny-root",
+        type=Path,
+        default=PROJECT_ROOT / "models" / "tiny",
+        help="where the tiny checkpoint set is (built on first use)",
+    )
     p.add_argument("--meta-only", action="store_true", help="only build on the meta device and count parameters")
     p.add_argument("--json", type=Path, help="also write the results here")
     return p
@@ -692,8 +712,11 @@ def main(argv: list[str] | None = None) -> dict:
     tiny = ensure_tiny(args.tiny_root)
     if device.type == "cuda":
         report["gpu"] = torch.cuda.get_device_name(device)
-    print(f"building {model_set.name} models with random weights on {device} "
-          f"(transformer {'fp8-cast' if fp8 else 'bf16'}) ...", flush=True)
+    print(
+        f"building {model_set.name} models with random weights on {device} "
+        f"(transformer {'fp8-cast' if fp8 else 'bf16'}) ...",
+        flush=True,
+    )
     start = time.perf_counter()
     # Built before the Engine exists: its ledger re-syncs the global Gemma config to the tiny root.
     models = build_models(model_set, device, tiny.gemma_root, fp8=fp8, seed=args.seed)
@@ -748,14 +771,18 @@ def _goal(report: dict, args) -> dict:
     goal["total"] = best
     goal["median"] = statistics.median(totals)
     if args.tiny or not report["device"].startswith("cuda"):
-        goal["text"] = (f"goal: <= {GOAL_SECONDS:.1f} s end to end at {goal_size} on an {GOAL_GPU}: "
-                        f"not applicable ({report['models']} models on {report['device']}, {best:.2f} s)")
+        goal["text"] = (
+            f"goal: <= {GOAL_SECONDS:.1f} s end to end at {goal_size} on an {GOAL_GPU}: "
+            f"not applicable ({report['models']} models on {report['device']}, {best:.2f} s)"
+        )
         return goal
     goal["met"] = best <= GOAL_SECONDS
     gpu = report.get("gpu", "?")
     caveat = "" if GOAL_GPU in gpu else f" (measured on {gpu}, not an {GOAL_GPU})"
-    goal["text"] = (f"goal: <= {GOAL_SECONDS:.1f} s end to end at {goal_size} on an {GOAL_GPU}: "
-                    f"{'MET' if goal['met'] else 'NOT MET'} with {best:.2f} s{caveat}")
+    goal["text"] = (
+        f"goal: <= {GOAL_SECONDS:.1f} s end to end at {goal_size} on an {GOAL_GPU}: "
+        f"{'MET' if goal['met'] else 'NOT MET'} with {best:.2f} s{caveat}"
+    )
     return goal
 
 

@@ -59,9 +59,24 @@ def main(argv: list[str] | None = None) -> dict:
     for i, text in enumerate(texts):
         t = time.perf_counter()
         subprocess.run(
-            [*avatar, "--text", text, "--seed", str(i), "--width", str(width), "--height", str(height),
-             "--seconds", str(args.seconds), "--out", str(out / f"subprocess-{i}.mp4")],
-            check=True, cwd=ROOT, capture_output=True,
+            [
+                *avatar,
+                "--text",
+                text,
+                "--seed",
+                str(i),
+                "--width",
+                str(width),
+                "--height",
+                str(height),
+                "--seconds",
+                str(args.seconds),
+                "--out",
+                str(out / f"subprocess-{i}.mp4"),
+            ],
+            check=True,
+            cwd=ROOT,
+            capture_output=True,
         )
         sub_jobs.append(time.perf_counter() - t)
     sub_total = sum(sub_jobs)
@@ -78,11 +93,17 @@ def main(argv: list[str] | None = None) -> dict:
         "tiny": engine.weights.tiny,
     }
     result.update(cpu_facts(engine))
-    print(f"{args.jobs} jobs at {width}x{height}, {args.seconds}s each ({'tiny' if result['tiny'] else 'real'} checkpoint)")
-    print(f"  cpu: {result['cpu']}; ATen {result['aten_isa']}, oneDNN limit {result['onednn_max_isa']}, "
-          f"native bf16 {'yes' if result['native_bf16'] else 'no'} -> models compute in {result['dtype']} on {result['threads']} thread(s)")
-    print(f"  resident:   setup {setup:6.2f} s, job median {result['resident_job_median_s']:6.2f} s, "
-          f"total {resident_total:6.2f} s")
+    print(
+        f"{args.jobs} jobs at {width}x{height}, {args.seconds}s each ({'tiny' if result['tiny'] else 'real'} checkpoint)"
+    )
+    print(
+        f"  cpu: {result['cpu']}; ATen {result['aten_isa']}, oneDNN limit {result['onednn_max_isa']}, "
+        f"native bf16 {'yes' if result['native_bf16'] else 'no'} -> models compute in {result['dtype']} on {result['threads']} thread(s)"
+    )
+    print(
+        f"  resident:   setup {setup:6.2f} s, job median {result['resident_job_median_s']:6.2f} s, "
+        f"total {resident_total:6.2f} s"
+    )
     print(f"  subprocess: job median {result['subprocess_job_median_s']:6.2f} s, total {sub_total:6.2f} s")
     print(f"  resident is {result['speedup']:.1f}x faster over {args.jobs} jobs (goal >= 5x)")
     return result

@@ -16,8 +16,10 @@ st.set_page_config(page_title="Avatar Studio", page_icon=":material/face:", layo
 
 if not guard.host_allowed(st.context.headers.get("Host")):
     # A page that rebound its own name to this machine: it gets nothing (README "Security").
-    st.error("This studio does not answer to this host name. Open it as http://127.0.0.1:<port> (through your "
-             "SSH tunnel), or add the name to AVATAR_ALLOWED_HOSTS.")
+    st.error(
+        "This studio does not answer to this host name. Open it as http://127.0.0.1:<port> (through your "
+        "SSH tunnel), or add the name to AVATAR_ALLOWED_HOSTS."
+    )
     st.stop()
 
 if ui.exposed() and not st.session_state.get("signed_in_key"):
@@ -39,8 +41,11 @@ state = ui.server_state()
 st.session_state["server_state"] = state  # pages read it instead of asking the server again
 with st.sidebar:
     if "error" in state:
-        st.badge("Server unreachable" if isinstance(state["error"], ui.ServerUnreachable) else "API key refused",
-                 icon=":material/cloud_off:", color="red")
+        st.badge(
+            "Server unreachable" if isinstance(state["error"], ui.ServerUnreachable) else "API key refused",
+            icon=":material/cloud_off:",
+            color="red",
+        )
     else:
         model = ui.loaded_model(state) or {}
         color = {"READY": "green", "BUSY": "blue", "STARTING": "orange"}.get(state.get("status"), "red")
@@ -56,5 +61,8 @@ try:
 except Exception as exc:  # the last line of defence: words on the page, the traceback in the log
     # Streamlit's own control flow (rerun, stop, switch page) is not an Exception, so it passes through.
     logging.getLogger("avatar.studio").exception("page %s failed", page.title)
-    st.error(f"This page ran into a problem it did not expect ({type(exc).__name__}: {exc}). What you entered "
-             "is kept; try again, or reload the page. The studio's log has the details.", icon=":material/error:")
+    st.error(
+        f"This page ran into a problem it did not expect ({type(exc).__name__}: {exc}). What you entered "
+        "is kept; try again, or reload the page. The studio's log has the details.",
+        icon=":material/error:",
+    )

@@ -21,8 +21,9 @@ READ_TIMEOUT_S = 45.0
 class ApiError(Exception):
     """A request failed; str() is a sentence a person can act on."""
 
-    def __init__(self, message: str, *, status: int | None = None, detail: str | None = None,
-                 problems: list[dict] | None = None):
+    def __init__(
+        self, message: str, *, status: int | None = None, detail: str | None = None, problems: list[dict] | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.detail = detail or message
@@ -48,8 +49,7 @@ class Upload:
 class ApiClient:
     base_url: str
     api_key: str | None = None
-    timeout: httpx.Timeout = field(
-        default_factory=lambda: httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S))
+    timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S))
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -68,10 +68,13 @@ class ApiClient:
             raise ServerUnreachable(
                 f"Cannot reach the Avatar server at {self.base_url}. Is it running (`avatar serve` or "
                 "./scripts/launch_ltx2.sh)? If it listens elsewhere, set the API URL on the Server page "
-                "or AVATAR_API_URL.") from exc
+                "or AVATAR_API_URL."
+            ) from exc
         except httpx.TimeoutException as exc:
-            raise ServerUnreachable(f"The Avatar server at {self.base_url} did not answer in time "
-                                    f"({method} {path}). It may be overloaded; try again.") from exc
+            raise ServerUnreachable(
+                f"The Avatar server at {self.base_url} did not answer in time "
+                f"({method} {path}). It may be overloaded; try again."
+            ) from exc
         except httpx.HTTPError as exc:
             raise ServerUnreachable(f"Talking to the Avatar server at {self.base_url} failed: {exc}") from exc
         if response.status_code >= 400:
@@ -91,12 +94,19 @@ class ApiClient:
         if status == 401:
             return AuthError(
                 "The server refused the request: the API key is missing or wrong. Set AVATAR_API_KEY (or enter "
-                "the key on the Server page) to one of the server's AVATAR_API_KEYS.", status=status, detail=detail)
+                "the key on the Server page) to one of the server's AVATAR_API_KEYS.",
+                status=status,
+                detail=detail,
+            )
         if status == 413:
             return ApiError(f"Too large for the server: {detail}.", status=status, detail=detail)
         if status >= 500:
-            return ApiError(f"The server failed on this request (HTTP {status}): {detail}. Its log has the "
-                            "details.", status=status, detail=detail, problems=problems)
+            return ApiError(
+                f"The server failed on this request (HTTP {status}): {detail}. Its log has the details.",
+                status=status,
+                detail=detail,
+                problems=problems,
+            )
         # 4xx problems carry a sentence written for people already (RFC 9457 detail); show it as is.
         return ApiError(_sentence(detail), status=status, detail=detail, problems=problems)
 
@@ -172,17 +182,23 @@ class ApiClient:
     def delete(self, job_id: str) -> None:
         self._request("DELETE", f"/v1/predictions/{job_id}")
 
-    def retake_segment(self, job_id: str, number: int, text: str | None = None,
-                       idempotency_key: str | None = None) -> dict:
+    def retake_segment(
+        self, job_id: str, number: int, text: str | None = None, idempotency_key: str | None = None
+    ) -> dict:
         """A new prediction that makes segment `number` (1 = first) of a finished script again, optionally with
         new words; every other segment is reused as it is."""
         body = {"text": text} if text and text.strip() else {}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return self._json("POST", f"/v1/predictions/{job_id}/segments/{int(number)}/retake", json=body,
-                          headers=headers)
+        return self._json("POST", f"/v1/predictions/{job_id}/segments/{int(number)}/retake", json=body, headers=headers)
 
-    def finalize(self, job_id: str, mode: str = "two-stage", width: int | None = None, height: int | None = None,
-                 idempotency_key: str | None = None) -> dict:
+    def finalize(
+        self,
+        job_id: str,
+        mode: str = "two-stage",
+        width: int | None = None,
+        height: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict:
         """A new prediction that renders a draft again at full size and quality, same seed and segments."""
         body: dict[str, Any] = {"mode": mode}
         if width is not None:
@@ -202,8 +218,15 @@ class ApiClient:
 
     # --- face profiles ----------------------------------------------------------------------------------
 
-    def start_training(self, name: str, photos: list[Upload], steps: int, rank: int | None = None,
-                       learning_rate: float | None = None, idempotency_key: str | None = None) -> dict:
+    def start_training(
+        self,
+        name: str,
+        photos: list[Upload],
+        steps: int,
+        rank: int | None = None,
+        learning_rate: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict:
         data: dict[str, Any] = {"name": name, "steps": str(steps)}
         if rank is not None:
             data["rank"] = str(rank)

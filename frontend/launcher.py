@@ -22,8 +22,16 @@ PRIMARY_COLOR = "#1c6ddb"  # a calm blue: buttons, sliders and the focus ring of
 
 
 class Studio:
-    def __init__(self, *, host: str, port: int, api_url: str, api_key: str | None = None,
-                 max_upload_mb: int = 50, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        api_url: str,
+        api_key: str | None = None,
+        max_upload_mb: int = 50,
+        env: dict[str, str] | None = None,
+    ):
         self.host, self.port = host, port
         self.api_url, self.api_key = api_url, api_key
         self.max_upload_mb = max_upload_mb
@@ -35,12 +43,18 @@ class Studio:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_api(cls, *, api_host: str, api_port: int, ui_port: int, api_keys: list[str],
-                max_upload_mb: int = 50) -> Studio:
+    def for_api(
+        cls, *, api_host: str, api_port: int, ui_port: int, api_keys: list[str], max_upload_mb: int = 50
+    ) -> Studio:
         """The studio of one `avatar serve`: same listen address as the API, talking to that API."""
         key = config.api_key() or (api_keys[0] if api_keys else None)
-        return cls(host=api_host, port=ui_port, api_url=f"http://{config.connect_host(api_host)}:{api_port}",
-                   api_key=key, max_upload_mb=max_upload_mb)
+        return cls(
+            host=api_host,
+            port=ui_port,
+            api_url=f"http://{config.connect_host(api_host)}:{api_port}",
+            api_key=key,
+            max_upload_mb=max_upload_mb,
+        )
 
     @property
     def url(self) -> str:
@@ -48,21 +62,36 @@ class Studio:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "streamlit", "run", str(APP),
-            "--server.address", self.host or "127.0.0.1",  # never Streamlit's default of every interface
-            "--server.port", str(self.port),
-            "--server.headless", "true",
-            "--server.fileWatcherType", "none",
-            "--server.runOnSave", "false",
-            "--server.maxUploadSize", str(self.max_upload_mb),
-            "--browser.gatherUsageStats", "false",
-            "--client.toolbarMode", "minimal",  # no "Deploy" button: this studio is self-hosted
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(APP),
+            "--server.address",
+            self.host or "127.0.0.1",  # never Streamlit's default of every interface
+            "--server.port",
+            str(self.port),
+            "--server.headless",
+            "true",
+            "--server.fileWatcherType",
+            "none",
+            "--server.runOnSave",
+            "false",
+            "--server.maxUploadSize",
+            str(self.max_upload_mb),
+            "--browser.gatherUsageStats",
+            "false",
+            "--client.toolbarMode",
+            "minimal",  # no "Deploy" button: this studio is self-hosted
             # Cross-site protection: XSRF tokens on uploads, and "CORS protection" on (Streamlit's name for
             # refusing other origins, its WebSocket included); the Host check is frontend/guard.py.
-            "--server.enableXsrfProtection", "true",
-            "--server.enableCORS", "true",
+            "--server.enableXsrfProtection",
+            "true",
+            "--server.enableCORS",
+            "true",
             # Streamlit's default accent is red, which on a focused text box reads as "this is wrong".
-            "--theme.primaryColor", PRIMARY_COLOR,
+            "--theme.primaryColor",
+            PRIMARY_COLOR,
         ]
 
     def tunnel_hint(self, api_port: int) -> str:
@@ -71,8 +100,10 @@ class Studio:
             user, host = getpass.getuser(), socket.getfqdn()
         except (OSError, KeyError):
             user, host = "user", "this-host"
-        return (f"From your computer, through an SSH tunnel (then open http://localhost:{self.port}):\n"
-                f"  ssh -N -L {self.port}:127.0.0.1:{self.port} -L {api_port}:127.0.0.1:{api_port} {user}@{host}")
+        return (
+            f"From your computer, through an SSH tunnel (then open http://localhost:{self.port}):\n"
+            f"  ssh -N -L {self.port}:127.0.0.1:{self.port} -L {api_port}:127.0.0.1:{api_port} {user}@{host}"
+        )
 
     def _env(self) -> dict[str, str]:
         env = {**os.environ, **self.extra_env, "AVATAR_API_URL": self.api_url}

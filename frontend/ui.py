@@ -127,11 +127,15 @@ def banner(state: dict) -> None:
         )
     if state.get("status") == "SETUP_FAILED":
         errors = "; ".join(w["error"] for w in state.get("workers", []) if w.get("error"))
-        st.error(f"The worker could not load the model, so no clip can be made: {errors or 'see the server log'}.",
-                 icon=":material/report:")
+        st.error(
+            f"The worker could not load the model, so no clip can be made: {errors or 'see the server log'}.",
+            icon=":material/report:",
+        )
     elif not any(w.get("alive") for w in state.get("workers", [])):
-        st.info("No worker is running yet (it may still be loading the model). Jobs wait in the queue until one "
-                "is ready.", icon=":material/hourglass_top:")
+        st.info(
+            "No worker is running yet (it may still be loading the model). Jobs wait in the queue until one is ready.",
+            icon=":material/hourglass_top:",
+        )
 
 
 # --- words ----------------------------------------------------------------------------------------------------
@@ -153,8 +157,10 @@ def plain_error(job: dict) -> str:
     if code == "out_of_memory":
         return f"The GPU ran out of memory: {error}. Pick a smaller size, Fast quality or a draft, and retry."
     if code == "worker_lost":
-        return ("The worker making this stopped responding (it crashed or its machine restarted), even after one "
-                "automatic retry. Retry it; if it happens again, look at the server log.")
+        return (
+            "The worker making this stopped responding (it crashed or its machine restarted), even after one "
+            "automatic retry. Retry it; if it happens again, look at the server log."
+        )
     if code == "internal_error":
         return f"Something broke inside the server: {error}. Retry; if it fails again, the server log says more."
     return f"{error}."
@@ -292,8 +298,9 @@ def file_downloads(job: dict, video_data: bytes | None = None) -> None:
                 continue
             suffix = "".join(Path(name).suffixes[-1:])
             key = f"dl-{job['id']}" if kind == "video" else f"dl-{kind}-{job['id']}"
-            st.download_button(label, data=data, file_name=download_name(job, suffix), mime=mime, key=key,
-                               icon=icon, on_click="ignore")
+            st.download_button(
+                label, data=data, file_name=download_name(job, suffix), mime=mime, key=key, icon=icon, on_click="ignore"
+            )
 
 
 def video_player(job: dict, width: int | str = "stretch") -> None:
@@ -311,8 +318,9 @@ def video_player(job: dict, width: int | str = "stretch") -> None:
     file_downloads(job, data)
 
 
-def bounded_number(where, label: str, low: float, high: float, key: str, *, default: float | None = None,
-                   step: float = 1, **kwargs) -> tuple[float, bool]:
+def bounded_number(
+    where, label: str, low: float, high: float, key: str, *, default: float | None = None, step: float = 1, **kwargs
+) -> tuple[float, bool]:
     """A number whose range is checked here rather than by the widget, so a value out of it is explained in
     words under the field (the browser's own check only draws a red outline). Returns (value, in range)."""
     if default is not None:

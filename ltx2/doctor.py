@@ -98,16 +98,18 @@ def _check_weights(settings: Settings, deep: bool) -> Check:
         root = settings.tiny_dir
         record = Path(settings.models_dir) / VERIFIED_FILE
         if settings.use_verified and record.exists():
-            return Check("weights", "fail", f"{record} lists real weights that are gone or changed since they were "
-                         f"verified, so runs fall back to the tiny checkpoint; run `{FIX_COMMAND}` again")
+            return Check(
+                "weights",
+                "fail",
+                f"{record} lists real weights that are gone or changed since they were "
+                f"verified, so runs fall back to the tiny checkpoint; run `{FIX_COMMAND}` again",
+            )
         if not bad:
             return Check("weights", "ok", f"tiny test checkpoint set at {root} (random weights: output is noise)")
         if all(r.reason == "missing" for r in bad):
             return Check("weights", "warn", f"tiny test checkpoint not built yet; it is built at {root} on first use")
         first = bad[0]
-        return Check(
-            "weights", "fail", f"tiny set damaged: {first.path}: {first.reason}; delete {root} to rebuild it"
-        )
+        return Check("weights", "fail", f"tiny set damaged: {first.path}: {first.reason}; delete {root} to rebuild it")
     if not bad:
         total = sum(r.size or 0 for r in results) / _GB
         return Check("weights", "ok", f"{len(results)} files verified ({total:.1f} GB)")

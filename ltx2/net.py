@@ -81,8 +81,9 @@ class FetchPolicy:
 
     @classmethod
     def from_settings(cls, settings) -> FetchPolicy:
-        return cls(allow=tuple(_entry(e) for e in settings.fetch_allow),
-                   own_ports=frozenset({settings.port, settings.ui_port}))
+        return cls(
+            allow=tuple(_entry(e) for e in settings.fetch_allow), own_ports=frozenset({settings.port, settings.ui_port})
+        )
 
     def allowed(self, host: str, port: int) -> bool:
         return any(h == host and p in (None, port) for h, p in self.allow)
@@ -112,7 +113,8 @@ class FetchPolicy:
             if reason:
                 raise FetchRefused(
                     f"{host} resolves to {ip}, a {reason} address; local receivers must be listed in "
-                    "AVATAR_FETCH_ALLOW (e.g. '[\"localhost:5678\"]')")
+                    "AVATAR_FETCH_ALLOW (e.g. '[\"localhost:5678\"]')"
+                )
         return addresses[0]
 
     def check(self, url: str) -> None:
@@ -154,12 +156,16 @@ class _GuardedTransport(httpx.HTTPTransport):
 
 def guarded_client(policy: FetchPolicy, *, timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> httpx.Client:
     """An httpx client whose every request goes through ``policy``; redirects are never followed."""
-    return httpx.Client(transport=_GuardedTransport(policy), timeout=timeout, follow_redirects=False,
-                        trust_env=False)
+    return httpx.Client(transport=_GuardedTransport(policy), timeout=timeout, follow_redirects=False, trust_env=False)
 
 
-def fetch(url: str, policy: FetchPolicy, *, max_bytes: int = DEFAULT_MAX_BYTES,
-          timeout: httpx.Timeout | float = DEFAULT_TIMEOUT) -> bytes:
+def fetch(
+    url: str,
+    policy: FetchPolicy,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+) -> bytes:
     """GET ``url`` through the policy: a 2xx body of at most ``max_bytes``, else FetchRefused."""
     policy.check(url)
     with guarded_client(policy, timeout=timeout) as client:

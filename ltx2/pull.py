@@ -62,8 +62,9 @@ def _fetch(client: httpx.Client, url: str, target: Path, sha256: str | None) -> 
     part.replace(target)
 
 
-def pull_all(server: str, dest: Path, *, key: str | None = None, echo: Callable[[str], None] = print,
-             timeout: float = 60.0) -> PullReport:
+def pull_all(
+    server: str, dest: Path, *, key: str | None = None, echo: Callable[[str], None] = print, timeout: float = 60.0
+) -> PullReport:
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     headers = {"Authorization": f"Bearer {key}"} if key else {}

@@ -35,7 +35,8 @@ def check_database(db_url: str) -> None:
         raise SystemExit(
             f"refusing to start: the job database {path} is an empty (0-byte) file, so every job, profile and "
             "upload record is missing while their files may still be on disk. Restore it from a backup, or "
-            "delete it to start with an empty store.")
+            "delete it to start with an empty store."
+        )
 
 
 def secure_state(settings) -> None:

@@ -660,8 +660,12 @@ def record_verified(settings: Settings) -> Path | None:
 
     record = {
         "verified_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        **{field: str(path) for field, (_, path) in zip(("checkpoint", "spatial_upsampler", "distilled_lora",
-                                                          "gemma_root"), weights.items(), strict=True)},
+        **{
+            field: str(path)
+            for field, (_, path) in zip(
+                ("checkpoint", "spatial_upsampler", "distilled_lora", "gemma_root"), weights.items(), strict=True
+            )
+        },
         # Every verified file and its size: a file deleted or truncated later voids the record.
         "files": {str(r.path): r.path.stat().st_size for r in results},
     }
@@ -679,13 +683,21 @@ def weights_banner(settings: Settings) -> str:
         return f"WEIGHTS: real, configured by AVATAR_CHECKPOINT={settings.checkpoint}"
     if settings.weights_source == "verified":
         verified_at = (read_verified(settings.models_dir) or {}).get("verified_at", "?")
-        return (f"WEIGHTS: real, verified by `avatar models download` at {verified_at} "
-                f"({Path(settings.models_dir) / VERIFIED_FILE}):\n  checkpoint {settings.checkpoint}\n"
-                f"  Gemma {settings.gemma_root}")
+        return (
+            f"WEIGHTS: real, verified by `avatar models download` at {verified_at} "
+            f"({Path(settings.models_dir) / VERIFIED_FILE}):\n  checkpoint {settings.checkpoint}\n"
+            f"  Gemma {settings.gemma_root}"
+        )
     stale = (Path(settings.models_dir) / VERIFIED_FILE).exists() and settings.use_verified
-    why = (f" {Path(settings.models_dir) / VERIFIED_FILE} lists weight files that are gone or changed since they\n"
-           " were verified: run ./scripts/complete_ltx2_setup.sh again.\n" if stale else "")
-    return (f"{line}\n NO REAL WEIGHTS: using the TINY test checkpoint (random weights, CPU-friendly).\n"
-            " The real LTX-2 pipeline runs end to end, but the video and audio are noise.\n"
-            f"{why} For real videos on a GPU host: ./scripts/complete_ltx2_setup.sh (downloads and verifies;\n"
-            f" the next launch uses them).\n{line}")
+    why = (
+        f" {Path(settings.models_dir) / VERIFIED_FILE} lists weight files that are gone or changed since they\n"
+        " were verified: run ./scripts/complete_ltx2_setup.sh again.\n"
+        if stale
+        else ""
+    )
+    return (
+        f"{line}\n NO REAL WEIGHTS: using the TINY test checkpoint (random weights, CPU-friendly).\n"
+        " The real LTX-2 pipeline runs end to end, but the video and audio are noise.\n"
+        f"{why} For real videos on a GPU host: ./scripts/complete_ltx2_setup.sh (downloads and verifies;\n"
+        f" the next launch uses them).\n{line}"
+    )

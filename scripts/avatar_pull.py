@@ -115,8 +115,10 @@ def fetch(server: Server, link: str, target: Path, sha256: str | None) -> str:
             elif status == 200:
                 mode = "wb"  # no range (or none honoured): the whole file again
             else:
-                raise PullError(f"the server answered the range request with HTTP {response.status} "
-                                f"{response.headers.get('Content-Range')!r}")
+                raise PullError(
+                    f"the server answered the range request with HTTP {response.status} "
+                    f"{response.headers.get('Content-Range')!r}"
+                )
             with part.open(mode) as f:
                 for block in iter(lambda: response.read(CHUNK), b""):
                     f.write(block)
@@ -159,11 +161,17 @@ def pull(server: Server, dest: Path, echo=print) -> tuple[int, int, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", default=os.environ.get("AVATAR_SERVER", "http://127.0.0.1:8000"),
-                        help="the API's address as this computer reaches it, e.g. through an SSH tunnel "
-                             "(default: $AVATAR_SERVER or http://127.0.0.1:8000)")
-    parser.add_argument("--key", default=os.environ.get("AVATAR_API_KEY"),
-                        help="API key, if the server needs one (default: $AVATAR_API_KEY)")
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("AVATAR_SERVER", "http://127.0.0.1:8000"),
+        help="the API's address as this computer reaches it, e.g. through an SSH tunnel "
+        "(default: $AVATAR_SERVER or http://127.0.0.1:8000)",
+    )
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("AVATAR_API_KEY"),
+        help="API key, if the server needs one (default: $AVATAR_API_KEY)",
+    )
     parser.add_argument("--dest", type=Path, default=Path("avatar-videos"), help="folder to download into")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds without data before giving up")
     args = parser.parse_args(argv)

@@ -34,8 +34,9 @@ fi
 if [ "${AVATAR_SKIP_N8N:-}" != "1" ]; then
   ./scripts/install_n8n.sh >/dev/null
 fi
-# The habits: lint (ruff) and the import contracts between the rooms (import-linter, see pyproject.toml).
+# The habits: lint and format (ruff) and the import contracts between the rooms (import-linter, see pyproject.toml).
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/lint-imports
 # pytest's own exit status is kept: 5 (no tests collected) fails this script like any other failure.
 if [ "$#" -eq 0 ]; then

@@ -25,8 +25,15 @@ PROBLEM = "application/problem+json"
 
 def make_settings(tmp: Path, **overrides) -> Settings:
     # Everything that could point outside the temp folder is pinned (AVATAR_* variables must not leak in).
-    values = dict(outputs_dir=tmp / "out", temp_dir=tmp / "tmp", models_dir=PROJECT_ROOT / "models", api_keys=[],
-                  public_url="http://testserver", database_url=None, webhook_secret=None)
+    values = dict(
+        outputs_dir=tmp / "out",
+        temp_dir=tmp / "tmp",
+        models_dir=PROJECT_ROOT / "models",
+        api_keys=[],
+        public_url="http://testserver",
+        database_url=None,
+        webhook_secret=None,
+    )
     values.update(overrides)
     return Settings(**values)
 
@@ -61,14 +68,20 @@ def files_under(root: Path) -> dict[str, str]:
     """relative path → sha256 of every file under root (dotfiles included)."""
     if not root.exists():
         return {}
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def outputs_snapshot(settings: Settings) -> dict[str, str]:
     """What a user can see in outputs/, leaving out the database (its WAL changes on every read)."""
-    return {k: v for k, v in files_under(settings.outputs_dir).items()
-            if not k.startswith(".state/avatar.db") and not k.startswith(".state/uploads/")}
+    return {
+        k: v
+        for k, v in files_under(settings.outputs_dir).items()
+        if not k.startswith(".state/avatar.db") and not k.startswith(".state/uploads/")
+    }
 
 
 def job_ids(client) -> list[str]:
@@ -148,9 +161,17 @@ def raw_get(app, target: str, headers: dict[str, str] | None = None) -> tuple[in
     """
     raw_path, _, query = target.partition("?")
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": unquote(raw_path), "raw_path": raw_path.encode("latin-1"), "root_path": "",
-        "query_string": query.encode("latin-1"), "server": ("testserver", 80), "client": ("127.0.0.1", 1234),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": unquote(raw_path),
+        "raw_path": raw_path.encode("latin-1"),
+        "root_path": "",
+        "query_string": query.encode("latin-1"),
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 1234),
         "headers": [(b"host", b"testserver")]
         + [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()],
     }

@@ -50,9 +50,21 @@ class LiveServer:
     def start(self, wait_ready: bool = True) -> LiveServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ltx2.cli", "serve", "--no-ui", "--port", str(self.port),
-             "--workers", str(self.workers)],
-            env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "ltx2.cli",
+                "serve",
+                "--no-ui",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
+            env=self.env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             cwd=PROJECT_ROOT,
         )
         self.wait_for(lambda: self._get("/health") is not None, 60, "the API to answer")
@@ -79,8 +91,9 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"server exited ({self.proc.returncode}) while waiting for {what}:\n"
-                                     + self.log.read_text()[-4000:])
+                raise AssertionError(
+                    f"server exited ({self.proc.returncode}) while waiting for {what}:\n" + self.log.read_text()[-4000:]
+                )
             value = predicate()
             if value:
                 return value

@@ -29,8 +29,14 @@ def job_cost() -> float:
         else:
             from ltx2.settings import PROJECT_ROOT
 
-            out = subprocess.run([sys.executable, "-m", "tests.pace"], capture_output=True, text=True,
-                                 cwd=PROJECT_ROOT, timeout=900, check=True)
+            out = subprocess.run(
+                [sys.executable, "-m", "tests.pace"],
+                capture_output=True,
+                text=True,
+                cwd=PROJECT_ROOT,
+                timeout=900,
+                check=True,
+            )
             _cost = float(out.stdout.strip().splitlines()[-1])
     return _cost
 
@@ -63,8 +69,12 @@ def _measure(jobs: int = 3) -> float:
     times = []
     for i in range(jobs + 1):  # the first job warms caches and is not counted
         start = time.perf_counter()
-        render(engine, ClipSpec(text=f"Hello there, clip {i}.", seed=i, width=64, height=64, seconds=0.4),
-               out / f"{i}.mp4", settings)
+        render(
+            engine,
+            ClipSpec(text=f"Hello there, clip {i}.", seed=i, width=64, height=64, seconds=0.4),
+            out / f"{i}.mp4",
+            settings,
+        )
         times.append(time.perf_counter() - start)
     return sorted(times[1:])[len(times[1:]) // 2]
 

@@ -50,8 +50,11 @@ def _ensure_user(name: str) -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True,
+            capture_output=True,
+        )
         return pwd.getpwnam(name)
 
 
@@ -84,8 +87,9 @@ class PgCluster:
         if result.returncode != 0:
             log = self.root / "server.log" if self.root else None
             tail = log.read_text()[-3000:] if log and log.exists() else ""
-            raise RuntimeError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}\n"
-                               f"{tail}")
+            raise RuntimeError(
+                f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}\n{tail}"
+            )
         return result
 
     def start(self) -> PgCluster:
@@ -95,16 +99,30 @@ class PgCluster:
             os.chown(self.root, self.as_user.pw_uid, self.as_user.pw_gid)
         self.root.chmod(0o700)
         data = self.root / "data"
-        self._run("initdb", "-D", str(data), "-U", PG_USER, "--auth=trust", "--encoding=UTF8", "--no-locale",
-                  "--no-sync")
+        self._run(
+            "initdb", "-D", str(data), "-U", PG_USER, "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync"
+        )
         for _attempt in range(5):  # a free port can be taken between choosing and binding it
             self.port = _free_port()
-            options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
-                       f"-c max_connections={self.max_connections} -c fsync=off -c synchronous_commit=off "
-                       "-c full_page_writes=off -c shared_buffers=64MB")
+            options = (
+                f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
+                f"-c max_connections={self.max_connections} -c fsync=off -c synchronous_commit=off "
+                "-c full_page_writes=off -c shared_buffers=64MB"
+            )
             try:
-                self._run("pg_ctl", "-D", str(data), "-l", str(self.root / "server.log"), "-o", options, "-w",
-                          "-t", "60", "start")
+                self._run(
+                    "pg_ctl",
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(self.root / "server.log"),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                )
                 break
             except RuntimeError:
                 if "could not bind" not in (self.root / "server.log").read_text():
@@ -122,8 +140,9 @@ class PgCluster:
         import psycopg
 
         name = f"{prefix}_{uuid.uuid4().hex[:10]}".lower()
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user={PG_USER} dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user={PG_USER} dbname=postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
@@ -131,8 +150,9 @@ class PgCluster:
         import psycopg
 
         name = url.rsplit("/", 1)[-1]
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user={PG_USER} dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user={PG_USER} dbname=postgres", autocommit=True
+        ) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:

@@ -60,8 +60,12 @@ def _remember_upload(widget_key: str, store_key: str, kind: str) -> None:
         st.session_state[store_key] = None
         st.session_state[f"{store_key}_problem"] = f"**{ui.md_escape(value.name)}** was not taken: {problem}."
         return
-    st.session_state[store_key] = {"name": value.name, "data": data, "about": about,
-                                   "mime": value.type or "application/octet-stream"}
+    st.session_state[store_key] = {
+        "name": value.name,
+        "data": data,
+        "about": about,
+        "mime": value.type or "application/octet-stream",
+    }
 
 
 def _field_problem(store_key: str) -> None:
@@ -69,10 +73,10 @@ def _field_problem(store_key: str) -> None:
         st.error(problem, icon=":material/broken_image:")
 
 
-def _upload_picker(label: str, types: list[str], widget_key: str, store_key: str, preview,
-                   kind: str = "image") -> dict | None:
-    st.file_uploader(label, type=types, key=widget_key, on_change=_remember_upload,
-                     args=(widget_key, store_key, kind))
+def _upload_picker(
+    label: str, types: list[str], widget_key: str, store_key: str, preview, kind: str = "image"
+) -> dict | None:
+    st.file_uploader(label, type=types, key=widget_key, on_change=_remember_upload, args=(widget_key, store_key, kind))
     _field_problem(store_key)
     stored = st.session_state.get(store_key)
     if stored:
@@ -88,13 +92,17 @@ def script_options_on() -> bool:
     """Captions, burned-in captions or a crossfade: with any of them the server makes even a short text a script
     (split at the segment length), as it does any text longer than one clip."""
     state = st.session_state
-    return bool(any(state.get(f"create_caption_{fmt}") for fmt in CAPTIONS) or state.get("create_burn")
-                or float(state.get("create_crossfade") or 0.0) > 0)
+    return bool(
+        any(state.get(f"create_caption_{fmt}") for fmt in CAPTIONS)
+        or state.get("create_burn")
+        or float(state.get("create_crossfade") or 0.0) > 0
+    )
 
 
 def _segment_list(segments) -> None:
-    box = st.container(height=420 if len(segments) > SEGMENTS_LISTED_OPEN else "content", border=True,
-                       key="create_plan")
+    box = st.container(
+        height=420 if len(segments) > SEGMENTS_LISTED_OPEN else "content", border=True, key="create_plan"
+    )
     for seg in segments:
         box.markdown(f"**{seg.index + 1}** · about {seg.speech_seconds:.1f} s — {ui.md_escape(seg.text)}")
 
@@ -106,9 +114,15 @@ def text_and_estimate(mode: str) -> None:
     voice = mode == "voice"
     label = "Transcript of your recording (optional)" if voice else "What the avatar says"
     text = st.session_state.get("create_text") or ""
-    st.text_area(label, key="create_text", max_chars=5000, height=text_height(text), **PERSIST,
-                 help="A line, or a whole script: longer texts are split into segments at sentence ends and made "
-                      "into one video. A blank line always starts a new segment.")
+    st.text_area(
+        label,
+        key="create_text",
+        max_chars=5000,
+        height=text_height(text),
+        **PERSIST,
+        help="A line, or a whole script: longer texts are split into segments at sentence ends and made "
+        "into one video. A blank line always starts a new segment.",
+    )
     estimate(mode, st.session_state.get("create_text") or "")
     if not voice:
         prompt_preview(mode, st.session_state.get("create_text") or "")
@@ -117,8 +131,10 @@ def text_and_estimate(mode: str) -> None:
 def estimate(mode: str, text: str) -> None:
     lim = ui.limits()
     if mode == "voice":
-        st.caption(f"The video is as long as your recording; one longer than {lim['max_seconds']:g} s "
-                   f"(one clip) is made in segments of at most {lim['segment_seconds']:g} s each.")
+        st.caption(
+            f"The video is as long as your recording; one longer than {lim['max_seconds']:g} s "
+            f"(one clip) is made in segments of at most {lim['segment_seconds']:g} s each."
+        )
         return
     if not text.strip():
         st.caption("Type the line or paste the script; its spoken length appears here.")
@@ -131,35 +147,50 @@ def estimate(mode: str, text: str) -> None:
         except ValueError as exc:
             st.error(str(exc), icon=":material/timer_off:")
             return
-        st.caption(f":material/timer: about **{plan.speech_seconds:.1f} s** of speech → a {plan.clip_seconds:.1f} s "
-                   f"clip ({plan.num_frames} frames), playing **{plan.clip_seconds / speed:.1f} s** at {speed:g}× "
-                   f"speed")
+        st.caption(
+            f":material/timer: about **{plan.speech_seconds:.1f} s** of speech → a {plan.clip_seconds:.1f} s "
+            f"clip ({plan.num_frames} frames), playing **{plan.clip_seconds / speed:.1f} s** at {speed:g}× "
+            f"speed"
+        )
         st.caption(limits_line(lim))
         return
     try:
-        script = split_script(text, max_clip_seconds=lim["segment_seconds"], words_per_minute=wpm,
-                              max_script_seconds=lim["max_script_seconds"], max_segments=lim["max_segments"])
+        script = split_script(
+            text,
+            max_clip_seconds=lim["segment_seconds"],
+            words_per_minute=wpm,
+            max_script_seconds=lim["max_script_seconds"],
+            max_segments=lim["max_segments"],
+        )
     except ValueError as exc:  # nothing to say, or over the server's maximum
         st.error(str(exc), icon=":material/timer_off:")
         return
     n = len(script.segments)
     if n == 1:
-        st.caption(f":material/timer: about **{script.speech_seconds:.1f} s** of speech in one segment, playing "
-                   f"about **{script.speech_seconds / speed:.1f} s** at {speed:g}× speed")
+        st.caption(
+            f":material/timer: about **{script.speech_seconds:.1f} s** of speech in one segment, playing "
+            f"about **{script.speech_seconds / speed:.1f} s** at {speed:g}× speed"
+        )
         return
-    st.markdown(f":material/splitscreen: **{n} segments** · about **{script.speech_seconds:.0f} s** of speech, "
-                f"made one after another and stitched into one video of about "
-                f"**{script.speech_seconds / speed:.0f} s** at {speed:g}× speed")
-    st.caption(f"{limits_line(lim)} A blank line starts a new segment. Any segment can be retaken afterwards "
-               "without making the others again.")
+    st.markdown(
+        f":material/splitscreen: **{n} segments** · about **{script.speech_seconds:.0f} s** of speech, "
+        f"made one after another and stitched into one video of about "
+        f"**{script.speech_seconds / speed:.0f} s** at {speed:g}× speed"
+    )
+    st.caption(
+        f"{limits_line(lim)} A blank line starts a new segment. Any segment can be retaken afterwards "
+        "without making the others again."
+    )
     _segment_list(script.segments)
 
 
 def limits_line(lim: dict) -> str:
     """The two lengths said together, in the same words everywhere, so they cannot read as a contradiction."""
-    return (f"Up to {lim['max_seconds']:g} s of speech is made as one clip; a longer text (or one with captions "
-            f"or a crossfade) becomes segments of at most {lim['segment_seconds']:g} s each, stitched into one "
-            "video.")
+    return (
+        f"Up to {lim['max_seconds']:g} s of speech is made as one clip; a longer text (or one with captions "
+        f"or a crossfade) becomes segments of at most {lim['segment_seconds']:g} s each, stitched into one "
+        "video."
+    )
 
 
 def text_height(text: str) -> int:
@@ -222,19 +253,26 @@ def prompt_preview(mode: str, text: str) -> None:
     first = text
     if estimate_speech_seconds(text, lim["words_per_minute"]) > lim["max_seconds"]:
         try:
-            first = split_script(text, max_clip_seconds=lim["segment_seconds"],
-                                 words_per_minute=lim["words_per_minute"],
-                                 max_script_seconds=lim["max_script_seconds"],
-                                 max_segments=lim["max_segments"]).segments[0].text
+            first = (
+                split_script(
+                    text,
+                    max_clip_seconds=lim["segment_seconds"],
+                    words_per_minute=lim["words_per_minute"],
+                    max_script_seconds=lim["max_script_seconds"],
+                    max_segments=lim["max_segments"],
+                )
+                .segments[0]
+                .text
+            )
         except ValueError:
             return  # the estimate above already says why
     try:
-        prompt = build_prompt(first, avatar_description=description, has_reference_image=has_photo,
-                              trigger_token=trigger)
+        prompt = build_prompt(
+            first, avatar_description=description, has_reference_image=has_photo, trigger_token=trigger
+        )
     except ValueError:
         return
-    with st.expander("Prompt preview: what the model is asked", icon=":material/description:",
-                     expanded=bool(trigger)):
+    with st.expander("Prompt preview: what the model is asked", icon=":material/description:", expanded=bool(trigger)):
         shown = ui.md_escape(prompt)
         if trigger:
             shown = shown.replace(trigger, f"**{trigger}**", 1)
@@ -243,8 +281,12 @@ def prompt_preview(mode: str, text: str) -> None:
             st.caption("This is the first segment's prompt; every segment gets its own words the same way.")
 
 
-for key, value in (("create_text", DEFAULT_TEXT), ("create_description", DEFAULT_DESCRIPTION),
-                   ("create_seed", 42), ("create_anchors", 0)):
+for key, value in (
+    ("create_text", DEFAULT_TEXT),
+    ("create_description", DEFAULT_DESCRIPTION),
+    ("create_seed", 42),
+    ("create_anchors", 0),
+):
     st.session_state.setdefault(key, value)
 tiny = _tiny_loaded()
 if not st.session_state.get("create_size_chosen"):  # follow the server until the person picks a size
@@ -259,20 +301,46 @@ photo = audio = None
 numbers_ok = True
 profiles: list[dict] = []
 if mode == "photo":
-    photo = _upload_picker("Reference photo (frame 0 of the clip)", ["png", "jpg", "jpeg", "webp"],
-                           "create_photo_upload", "create_photo", _photo_preview)
+    photo = _upload_picker(
+        "Reference photo (frame 0 of the clip)",
+        ["png", "jpg", "jpeg", "webp"],
+        "create_photo_upload",
+        "create_photo",
+        _photo_preview,
+    )
     left, right = st.columns(2)
     inp["image_strength"] = left.slider(
-        "Photo strength", 0.0, 1.0, 1.0, 0.05, key="create_strength", **PERSIST,
-        help="How strongly frame 0 follows the photo (1 = exactly the photo; below ~0.5 it drifts away).")
+        "Photo strength",
+        0.0,
+        1.0,
+        1.0,
+        0.05,
+        key="create_strength",
+        **PERSIST,
+        help="How strongly frame 0 follows the photo (1 = exactly the photo; below ~0.5 it drifts away).",
+    )
     inp["keyframe_anchors"], ok = ui.bounded_number(
-        right, "Face anchors", 0, ANCHORS_MAX, "create_anchors", **PERSIST,
-        help="The photo again at this many later keyframes, holding the face steady in longer clips.")
+        right,
+        "Face anchors",
+        0,
+        ANCHORS_MAX,
+        "create_anchors",
+        **PERSIST,
+        help="The photo again at this many later keyframes, holding the face steady in longer clips.",
+    )
     numbers_ok &= ok
 elif mode == "random":
-    inp["avatar_description"] = (st.text_area(
-        "Describe the avatar", key="create_description", max_chars=1000, height=80, **PERSIST,
-        help="Who appears: age, hair, clothes, place. Edit it, or keep it for a first try.") or "").strip() or None
+    inp["avatar_description"] = (
+        st.text_area(
+            "Describe the avatar",
+            key="create_description",
+            max_chars=1000,
+            height=80,
+            **PERSIST,
+            help="Who appears: age, hair, clothes, place. Edit it, or keep it for a first try.",
+        )
+        or ""
+    ).strip() or None
 elif mode == "profile":
     try:
         profiles = ui.client().profiles()
@@ -292,60 +360,119 @@ elif mode == "profile":
             st.session_state["create_trigger"] = trigger
             st.rerun()
         right.caption(f"Trigger word `{trigger}` · {profile['photos']} photos · {profile['steps']} steps")
-        right.caption(f":material/auto_awesome: You do not need to type `{trigger}`: it is added to the prompt for "
-                      "you (see the prompt preview).")
+        right.caption(
+            f":material/auto_awesome: You do not need to type `{trigger}`: it is added to the prompt for "
+            "you (see the prompt preview)."
+        )
         inp["profile"] = chosen
-        inp["profile_strength"] = right.slider("Profile strength", 0.0, 2.0, 1.0, 0.05, key="create_profile_strength",
-                                               **PERSIST)
+        inp["profile_strength"] = right.slider(
+            "Profile strength", 0.0, 2.0, 1.0, 0.05, key="create_profile_strength", **PERSIST
+        )
     else:
         st.info("There are no face profiles yet. Train one from 3–10 photos first.", icon=":material/info:")
         st.page_link(ui.PAGES["profiles"], label="Go to Face profiles", icon=":material/arrow_forward:")
 else:  # voice
-    st.audio_input("Record your voice", key="create_voice_record", on_change=_remember_upload,
-                   args=("create_voice_record", "create_voice", "audio"))
-    audio = _upload_picker("…or upload a recording (WAV, MP3, M4A, OGG, FLAC)",
-                           ["wav", "mp3", "m4a", "ogg", "flac", "webm"], "create_voice_upload", "create_voice",
-                           _audio_preview, kind="audio")
+    st.audio_input(
+        "Record your voice",
+        key="create_voice_record",
+        on_change=_remember_upload,
+        args=("create_voice_record", "create_voice", "audio"),
+    )
+    audio = _upload_picker(
+        "…or upload a recording (WAV, MP3, M4A, OGG, FLAC)",
+        ["wav", "mp3", "m4a", "ogg", "flac", "webm"],
+        "create_voice_upload",
+        "create_voice",
+        _audio_preview,
+        kind="audio",
+    )
     # Open while it holds a photo or a message about one, so neither is hidden after the upload's rerun.
-    with st.expander("Reference photo (optional)", expanded=bool(st.session_state.get("create_voice_photo")
-                                                                 or st.session_state.get("create_voice_photo_problem"))):
-        photo = _upload_picker("Reference photo", ["png", "jpg", "jpeg", "webp"], "create_voice_photo_upload",
-                               "create_voice_photo", _photo_preview)
+    with st.expander(
+        "Reference photo (optional)",
+        expanded=bool(st.session_state.get("create_voice_photo") or st.session_state.get("create_voice_photo_problem")),
+    ):
+        photo = _upload_picker(
+            "Reference photo",
+            ["png", "jpg", "jpeg", "webp"],
+            "create_voice_photo_upload",
+            "create_voice_photo",
+            _photo_preview,
+        )
 
 st.divider()
 c1, c2, c3, c4 = st.columns([3, 3, 2, 3])
-speed = c1.slider("Playback speed", 0.5, 2.0, 1.0, 0.05, key="create_speed", format="%.2f×", **PERSIST,
-                  help="Applied when the MP4 is written: every frame kept, the voice keeps its pitch.")
+speed = c1.slider(
+    "Playback speed",
+    0.5,
+    2.0,
+    1.0,
+    0.05,
+    key="create_speed",
+    format="%.2f×",
+    **PERSIST,
+    help="Applied when the MP4 is written: every frame kept, the voice keeps its pitch.",
+)
 size = c2.selectbox("Size", list(SIZES), key="create_size", on_change=_size_chosen, **PERSIST)
 if tiny and size == TINY_SIZE:
-    c2.caption(":material/science: The tiny test checkpoint is loaded, so the size starts small and a clip "
-               "takes seconds.")
+    c2.caption(
+        ":material/science: The tiny test checkpoint is loaded, so the size starts small and a clip takes seconds."
+    )
 seed_col, dice_col = c3.columns([3, 1], vertical_alignment="top")
-seed, ok = ui.bounded_number(seed_col, "Seed", 0, SEED_MAX, "create_seed", **PERSIST,
-                             help="The same seed and settings give the same clip.")
+seed, ok = ui.bounded_number(
+    seed_col, "Seed", 0, SEED_MAX, "create_seed", **PERSIST, help="The same seed and settings give the same clip."
+)
 numbers_ok &= ok
 dice_col.markdown("<div style='height: 1.75rem'></div>", unsafe_allow_html=True)
-dice_col.button("", icon=":material/casino:", key="create_seed_random", on_click=_randomise_seed,
-                help="A random seed")
+dice_col.button("", icon=":material/casino:", key="create_seed_random", on_click=_randomise_seed, help="A random seed")
 draft_on = bool(st.session_state.get("create_draft"))  # the toggle below, as last set
-quality = c4.radio("Quality", list(QUALITY), format_func=QUALITY.get, key="create_quality", **PERSIST,
-                   disabled=draft_on, help="A draft is always made fast, at half size; you pick the quality when "
-                                           "you finalize it." if draft_on else None)
+quality = c4.radio(
+    "Quality",
+    list(QUALITY),
+    format_func=QUALITY.get,
+    key="create_quality",
+    **PERSIST,
+    disabled=draft_on,
+    help="A draft is always made fast, at half size; you pick the quality when you finalize it." if draft_on else None,
+)
 
 s1, s2 = st.columns([6, 5])
 with s1:
     st.markdown("**Captions**")
     with st.container(horizontal=True):
-        captions = [fmt for fmt, name in CAPTIONS.items()
-                    if st.checkbox(f"{name} file", key=f"create_caption_{fmt}", **PERSIST,
-                                   help=f"A {name} caption file beside the video, timed to each segment.")]
-        burn = st.checkbox("Burn into the picture", key="create_burn", **PERSIST,
-                           help="The words drawn at the bottom of the video itself (with or without a file).")
-crossfade = s2.slider("Crossfade between segments", 0.0, 1.0, 0.0, 0.05, key="create_crossfade", format="%.2f s",
-                      **PERSIST, help="Blend each segment into the next over this long (0 = a straight cut).")
-draft = st.toggle("Draft: quick half-size preview, finalize later", key="create_draft", **PERSIST,
-                  help="Made fast (distilled) at half the width and height. Look at it, retake the segments you "
-                       "do not like, then Finalize it on the Jobs page: the same seed and segments at full size.")
+        captions = [
+            fmt
+            for fmt, name in CAPTIONS.items()
+            if st.checkbox(
+                f"{name} file",
+                key=f"create_caption_{fmt}",
+                **PERSIST,
+                help=f"A {name} caption file beside the video, timed to each segment.",
+            )
+        ]
+        burn = st.checkbox(
+            "Burn into the picture",
+            key="create_burn",
+            **PERSIST,
+            help="The words drawn at the bottom of the video itself (with or without a file).",
+        )
+crossfade = s2.slider(
+    "Crossfade between segments",
+    0.0,
+    1.0,
+    0.0,
+    0.05,
+    key="create_crossfade",
+    format="%.2f s",
+    **PERSIST,
+    help="Blend each segment into the next over this long (0 = a straight cut).",
+)
+draft = st.toggle(
+    "Draft: quick half-size preview, finalize later",
+    key="create_draft",
+    **PERSIST,
+    help="Made fast (distilled) at half the width and height. Look at it, retake the segments you "
+    "do not like, then Finalize it on the Jobs page: the same seed and segments at full size.",
+)
 if draft:
     st.caption("The draft is made at {}×{}; finalizing makes it at full size.".format(*draft_size(*SIZES[size])))
 
@@ -368,11 +495,18 @@ if st.button("Generate", type="primary", icon=":material/movie:", key="create_su
         st.error(problem, icon=":material/edit_note:")
     else:
         width, height = SIZES[size]
-        inp.update(text=text or VOICE_PLACEHOLDER_TEXT, speed=round(float(speed), 2), seed=int(seed),
-                   width=width, height=height,
-                   mode="distilled" if quality == "draft" or draft else "two-stage",
-                   captions=captions, burn_captions=bool(burn), crossfade=round(float(crossfade), 2),
-                   draft=bool(draft))
+        inp.update(
+            text=text or VOICE_PLACEHOLDER_TEXT,
+            speed=round(float(speed), 2),
+            seed=int(seed),
+            width=width,
+            height=height,
+            mode="distilled" if quality == "draft" or draft else "two-stage",
+            captions=captions,
+            burn_captions=bool(burn),
+            crossfade=round(float(crossfade), 2),
+            draft=bool(draft),
+        )
         c = ui.client()
         try:
             with st.spinner("Sending to the server…"):

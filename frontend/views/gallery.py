@@ -21,8 +21,13 @@ def parameters(job: dict) -> dict:
         "size": f"{inp.get('width')}×{inp.get('height')}",
         "frames": f"{meta.get('num_frames')} at {meta.get('fps', inp.get('fps'))} fps",
         "playback speed": f"{inp.get('speed', 1):g}×",
-        "quality": ("draft (distilled, half size)" if inp.get("draft") else
-                    "final (two-stage)" if inp.get("mode") == "two-stage" else "fast (distilled)"),
+        "quality": (
+            "draft (distilled, half size)"
+            if inp.get("draft")
+            else "final (two-stage)"
+            if inp.get("mode") == "two-stage"
+            else "fast (distilled)"
+        ),
         "segments": len(out["segments"]) if out.get("segments") else None,
         "captions": " + ".join(c.upper() for c in inp.get("captions") or []) or None,
         "captions burned in": "yes" if inp.get("burn_captions") else None,
@@ -117,9 +122,12 @@ def tile(versions: list[dict]) -> None:
             shown = [(data, label.split(" · ")[0]) for data, label in pictures if data is not None]
             if shown:
                 st.image([d for d, _ in shown], caption=[c for _, c in shown], width=88)
-            chosen = st.selectbox("Version", [v["id"] for v in versions], key=f"version-{versions[-1]['id']}",
-                                  format_func=lambda i: version_label(next(v for v in versions if v["id"] == i),
-                                                                      numbered[i]))
+            chosen = st.selectbox(
+                "Version",
+                [v["id"] for v in versions],
+                key=f"version-{versions[-1]['id']}",
+                format_func=lambda i: version_label(next(v for v in versions if v["id"] == i), numbered[i]),
+            )
             job = next(v for v in versions if v["id"] == chosen)
         with st.container(key=f"clip-{job['id']}"):
             meta = (job.get("output") or {}).get("metadata") or {}
@@ -129,18 +137,33 @@ def tile(versions: list[dict]) -> None:
             with st.expander("Parameters"):
                 ui.kv_table(parameters(job))
             with st.container(horizontal=True, vertical_alignment="center"):
-                st.button("Re-run (same seed)", key=f"rerun-{job['id']}", icon=":material/replay:",
-                          on_click=_rerun_same_seed, args=(job,),
-                          help="The same text, photo, settings and seed, as a new job")
+                st.button(
+                    "Re-run (same seed)",
+                    key=f"rerun-{job['id']}",
+                    icon=":material/replay:",
+                    on_click=_rerun_same_seed,
+                    args=(job,),
+                    help="The same text, photo, settings and seed, as a new job",
+                )
                 has_segments = bool((job.get("output") or {}).get("segments"))
                 if has_segments or (job.get("input") or {}).get("draft"):
-                    st.button("Retake / finalize…", key=f"open-{job['id']}", icon=":material/restart_alt:",
-                              on_click=_open_in_jobs, args=(job["id"],),
-                              help="Opens it on the Jobs page: retake any segment, or finalize a draft")
+                    st.button(
+                        "Retake / finalize…",
+                        key=f"open-{job['id']}",
+                        icon=":material/restart_alt:",
+                        on_click=_open_in_jobs,
+                        args=(job["id"],),
+                        help="Opens it on the Jobs page: retake any segment, or finalize a draft",
+                    )
                 with st.popover("Delete", icon=":material/delete:", key=f"delpop-{job['id']}"):
                     st.write("Delete this version and its files from the server?")
-                    st.button("Delete for good", key=f"delete-{job['id']}", type="primary", on_click=_delete,
-                              args=(job["id"],))
+                    st.button(
+                        "Delete for good",
+                        key=f"delete-{job['id']}",
+                        type="primary",
+                        on_click=_delete,
+                        args=(job["id"],),
+                    )
                 st.caption(ui.when(job.get("completed_at")))
 
 
@@ -166,12 +189,14 @@ if not clips:
 
 groups = version_groups(clips)
 pages = (len(groups) + PER_PAGE - 1) // PER_PAGE
-st.caption(f"{len(clips)} clip{'s' if len(clips) != 1 else ''}"
-           + (f" of {len(groups)} text{'s' if len(groups) != 1 else ''}" if len(groups) != len(clips) else "")
-           + (" (newest 200)" if len(clips) >= MAX_LISTED else ""))
+st.caption(
+    f"{len(clips)} clip{'s' if len(clips) != 1 else ''}"
+    + (f" of {len(groups)} text{'s' if len(groups) != 1 else ''}" if len(groups) != len(clips) else "")
+    + (" (newest 200)" if len(clips) >= MAX_LISTED else "")
+)
 page = st.pagination(pages, key="gallery_page") if pages > 1 else 1
 page = min(page, pages)  # after deletes the remembered page may be gone
-shown = groups[(page - 1) * PER_PAGE: page * PER_PAGE]
+shown = groups[(page - 1) * PER_PAGE : page * PER_PAGE]
 columns = st.columns(2)
 for i, versions in enumerate(shown):
     with columns[i % 2]:

@@ -23,8 +23,15 @@ def segments_of(job: dict) -> list[dict]:
 
 def describe(job: dict) -> str:
     inp = job.get("input") or {}
-    who = ("voice recording" if inp.get("audio") else f"profile {inp['profile']}" if inp.get("profile")
-           else "reference photo" if inp.get("image") else "random avatar")
+    who = (
+        "voice recording"
+        if inp.get("audio")
+        else f"profile {inp['profile']}"
+        if inp.get("profile")
+        else "reference photo"
+        if inp.get("image")
+        else "random avatar"
+    )
     mode = "final" if inp.get("mode") == "two-stage" else "fast"
     if inp.get("draft"):
         mode = "draft (half size, fast)"
@@ -38,8 +45,18 @@ def describe(job: dict) -> str:
         extras.append("captions burned in")
     if inp.get("crossfade"):
         extras.append(f"{inp['crossfade']:g} s crossfade")
-    return " · ".join([who, size, f"seed {inp.get('seed')}", f"{inp.get('speed', 1):g}×", mode, *extras,
-                       f"created {ui.when(job.get('created_at'))}", f"`{job['id']}`"])
+    return " · ".join(
+        [
+            who,
+            size,
+            f"seed {inp.get('seed')}",
+            f"{inp.get('speed', 1):g}×",
+            mode,
+            *extras,
+            f"created {ui.when(job.get('created_at'))}",
+            f"`{job['id']}`",
+        ]
+    )
 
 
 def source_line(job: dict) -> str | None:
@@ -47,8 +64,11 @@ def source_line(job: dict) -> str | None:
     src = (job.get("input") or {}).get("source") or {}
     parent = f"`{src.get('prediction')}`"
     if src.get("action") == "retake":
-        words = (f" with new text “{ui.md_escape(ui.short(src['text'], 120))}”" if src.get("text")
-                 else ": same words, a new take")
+        words = (
+            f" with new text “{ui.md_escape(ui.short(src['text'], 120))}”"
+            if src.get("text")
+            else ": same words, a new take"
+        )
         return f":material/restart_alt: Retake of segment {src.get('segment')} of {parent}{words}"
     if src.get("action") == "finalize":
         return f":material/high_quality: Finalized from draft {parent}: the same seed and segments, full size"
@@ -144,8 +164,14 @@ def _open(job_id: str) -> None:
 
 def actions(job: dict) -> None:
     if job["status"] in ui.ACTIVE:
-        st.button("Cancel", key=f"cancel-{job['id']}", icon=":material/stop_circle:", on_click=_cancel,
-                  args=(job["id"],), disabled=bool(job.get("cancel_requested")))
+        st.button(
+            "Cancel",
+            key=f"cancel-{job['id']}",
+            icon=":material/stop_circle:",
+            on_click=_cancel,
+            args=(job["id"],),
+            disabled=bool(job.get("cancel_requested")),
+        )
     elif job["status"] in ("failed", "canceled"):
         st.button("Retry", key=f"retry-{job['id']}", icon=":material/replay:", on_click=_retry, args=(job["id"],))
 
@@ -154,12 +180,23 @@ def finalize_controls(job: dict) -> None:
     """A draft's way to the real thing: the same seed and segments at full size and the chosen quality."""
     inp = job.get("input") or {}
     with st.container(horizontal=True, vertical_alignment="bottom", key=f"finalize-row-{job['id']}"):
-        st.selectbox("Finalize as", list(FINALIZE_MODES), format_func=FINALIZE_MODES.get,
-                     key=f"finalize-mode-{job['id']}", width=260)
-        st.button("Finalize", key=f"finalize-{job['id']}", type="primary", icon=":material/high_quality:",
-                  on_click=_finalize, args=(job["id"],),
-                  help=f"Render it again at {inp.get('width')}×{inp.get('height')}: the same seed and segments "
-                       "(retakes included), as a new job.")
+        st.selectbox(
+            "Finalize as",
+            list(FINALIZE_MODES),
+            format_func=FINALIZE_MODES.get,
+            key=f"finalize-mode-{job['id']}",
+            width=260,
+        )
+        st.button(
+            "Finalize",
+            key=f"finalize-{job['id']}",
+            type="primary",
+            icon=":material/high_quality:",
+            on_click=_finalize,
+            args=(job["id"],),
+            help=f"Render it again at {inp.get('width')}×{inp.get('height')}: the same seed and segments "
+            "(retakes included), as a new job.",
+        )
     _inline_error(f"finalize-{job['id']}")
 
 
@@ -167,20 +204,33 @@ def segment_list(job: dict, *, expanded: bool) -> None:
     """A finished script's segments, each with a retake (optionally with new words)."""
     segments = segments_of(job)
     with st.expander(f"{len(segments)} segments", expanded=expanded, icon=":material/splitscreen:"):
-        st.caption("Retake a segment to make just that part again (new words if you type them, else the same "
-                   "words with a new seed); the other segments are reused as they are, in a new job.")
+        st.caption(
+            "Retake a segment to make just that part again (new words if you type them, else the same "
+            "words with a new seed); the other segments are reused as they are, in a new job."
+        )
         for seg in segments:
             n = seg.get("number")
             with st.container(key=f"segment-{job['id']}-{n}"):
                 info, edit, button = st.columns([6, 4, 2], vertical_alignment="center")
                 flags = f" · take {seg.get('take', 1)}" + (" · reused" if seg.get("reused") else "")
-                info.markdown(f"**{n}** · {ui.clock(seg.get('start'))}–{ui.clock(seg.get('end'))}{flags}  \n"
-                              f"{ui.md_escape(seg.get('text'))}")
-                edit.text_input(f"New text for segment {n} (optional)", key=f"retake-text-{job['id']}-{n}",
-                                max_chars=1000, label_visibility="collapsed",
-                                placeholder="New words (optional: empty keeps them)")
-                button.button("Retake", key=f"retake-{job['id']}-{n}", icon=":material/restart_alt:",
-                              on_click=_retake, args=(job["id"], n))
+                info.markdown(
+                    f"**{n}** · {ui.clock(seg.get('start'))}–{ui.clock(seg.get('end'))}{flags}  \n"
+                    f"{ui.md_escape(seg.get('text'))}"
+                )
+                edit.text_input(
+                    f"New text for segment {n} (optional)",
+                    key=f"retake-text-{job['id']}-{n}",
+                    max_chars=1000,
+                    label_visibility="collapsed",
+                    placeholder="New words (optional: empty keeps them)",
+                )
+                button.button(
+                    "Retake",
+                    key=f"retake-{job['id']}-{n}",
+                    icon=":material/restart_alt:",
+                    on_click=_retake,
+                    args=(job["id"], n),
+                )
                 _inline_error(f"segment-{job['id']}-{n}")
 
 
@@ -192,13 +242,18 @@ def card(job: dict, *, focused: bool = False, watch: bool = False) -> None:
             picture.image(thumb, width=96)
         else:
             head, buttons = st.columns([5, 1], vertical_alignment="center")
-        head.markdown(f"**{ui.STATUS_LABEL.get(job['status'], job['status'])}** · "
-                      f"{ui.short(ui.headline(job))}")
+        head.markdown(f"**{ui.STATUS_LABEL.get(job['status'], job['status'])}** · {ui.short(ui.headline(job))}")
         head.caption(describe(job))
         if line := source_line(job):
             src = job["input"]["source"]["prediction"]
-            head.button(line, key=f"source-{job['id']}", type="tertiary", on_click=_open, args=(src,),
-                        help="Open the job it was made from")
+            head.button(
+                line,
+                key=f"source-{job['id']}",
+                type="tertiary",
+                on_click=_open,
+                args=(src,),
+                help="Open the job it was made from",
+            )
         with buttons:
             actions(job)
         if job["status"] in ui.ACTIVE:
@@ -273,6 +328,7 @@ def _live() -> None:
 st.session_state["jobs_active_ids"] = [j["id"] for j in active]
 # Idle, it still looks now and then, so jobs queued from elsewhere (API, n8n, another browser) show up.
 st.fragment(_live, run_every=ui.POLL_S if active else 5.0)()
+
 
 def _finished() -> None:
     """The finished jobs, read again every FINISHED_REFRESH_S so their times and newcomers stay current."""

@@ -20,7 +20,8 @@ LOSS_GUIDE = (
     "smoothed loss. A good run on a GPU (a few hundred steps) drifts down over the first hundred steps and then "
     "levels off; the validation loss, on a photo held back from training, should end near the final loss. On a "
     "short try (tens of steps, 3–5 photos) a flat or even rising line is noise, not a failure, and says little "
-    "about the profile: judge it by a clip made with it.")
+    "about the profile: judge it by a clip made with it."
+)
 
 
 def photo_grid(files) -> int:
@@ -68,11 +69,16 @@ def loss_chart(curve: pd.DataFrame, steps: int):
     return (
         alt.Chart(curve, height=220)
         .mark_line(point=True)
-        .encode(x=alt.X("step:Q", scale=alt.Scale(domain=[1, max(steps, 2)]), title="step",
-                        axis=alt.Axis(format="d", tickMinStep=1)),
-                y=alt.Y("loss:Q", scale=alt.Scale(zero=False), title="training loss",
-                        axis=alt.Axis(format=".3f")),
-                tooltip=["step", "loss"])
+        .encode(
+            x=alt.X(
+                "step:Q",
+                scale=alt.Scale(domain=[1, max(steps, 2)]),
+                title="step",
+                axis=alt.Axis(format="d", tickMinStep=1),
+            ),
+            y=alt.Y("loss:Q", scale=alt.Scale(zero=False), title="training loss", axis=alt.Axis(format=".3f")),
+            tooltip=["step", "loss"],
+        )
     )
 
 
@@ -86,17 +92,28 @@ def training_card(job: dict) -> None:
     with st.container(border=True, key=f"training-{job['id']}"):
         head, cancel = st.columns([5, 1], vertical_alignment="center")
         head.markdown(f"**{name}** · {ui.STATUS_LABEL.get(job['status'], job['status'])}")
-        head.caption(f"{len(job['input'].get('photos') or [])} photos · {job['input'].get('steps')} steps · "
-                     f"started {ui.when(job.get('started_at') or job.get('created_at'))} · `{job['id']}`")
+        head.caption(
+            f"{len(job['input'].get('photos') or [])} photos · {job['input'].get('steps')} steps · "
+            f"started {ui.when(job.get('started_at') or job.get('created_at'))} · `{job['id']}`"
+        )
         if job["status"] in ui.ACTIVE:
-            cancel.button("Cancel", key=f"cancel-train-{job['id']}", icon=":material/stop_circle:",
-                          on_click=_cancel, args=(job["id"],), disabled=bool(job.get("cancel_requested")))
+            cancel.button(
+                "Cancel",
+                key=f"cancel-train-{job['id']}",
+                icon=":material/stop_circle:",
+                on_click=_cancel,
+                args=(job["id"],),
+                disabled=bool(job.get("cancel_requested")),
+            )
             if job["status"] == "starting":
                 st.progress(0.0, text=f"Waiting in the queue: position {job.get('queue_position') or '?'}")
             else:
                 percent = float(p.get("percent") or 0)
-                st.progress(min(percent / 100, 1.0), text=f"{p.get('phase') or 'starting'} · step "
-                            f"{p.get('step')}/{p.get('total_steps')} · {percent:.0f}%")
+                st.progress(
+                    min(percent / 100, 1.0),
+                    text=f"{p.get('phase') or 'starting'} · step "
+                    f"{p.get('step')}/{p.get('total_steps')} · {percent:.0f}%",
+                )
         elif job["status"] == "failed":
             st.error(ui.plain_error(job), icon=":material/error:")
         m1, m2, m3 = st.columns(3)
@@ -160,46 +177,72 @@ if "profiles_error" in st.session_state:  # rejected photos are named under thei
 # --- new profile ----------------------------------------------------------------------------------------------
 with st.container(border=True):
     st.subheader("Train a new profile")
-    st.caption("3–10 sharp photos of one person, each showing exactly one face, the shorter side at least 256 px. "
-               "Different angles and light help. The server checks the faces when you start.")
-    name = st.text_input("Profile name", key="train_name", max_chars=64, placeholder="e.g. Ada",
-                         help="Letters, digits, space, _ . - (the clip prompt gets a trigger word made from it)")
-    files = st.file_uploader("Photos", type=["png", "jpg", "jpeg", "webp"], accept_multiple_files=True,
-                             key=f"train_photos_{st.session_state.get('train_form', 0)}",
-                             on_change=_forget_verdicts)
+    st.caption(
+        "3–10 sharp photos of one person, each showing exactly one face, the shorter side at least 256 px. "
+        "Different angles and light help. The server checks the faces when you start."
+    )
+    name = st.text_input(
+        "Profile name",
+        key="train_name",
+        max_chars=64,
+        placeholder="e.g. Ada",
+        help="Letters, digits, space, _ . - (the clip prompt gets a trigger word made from it)",
+    )
+    files = st.file_uploader(
+        "Photos",
+        type=["png", "jpg", "jpeg", "webp"],
+        accept_multiple_files=True,
+        key=f"train_photos_{st.session_state.get('train_form', 0)}",
+        on_change=_forget_verdicts,
+    )
     files = files or []
     good = photo_grid(files) if files else 0
     if files and not MIN_PHOTOS <= len(files) <= MAX_PHOTOS:
         st.warning(f"{len(files)} photo{'s' if len(files) != 1 else ''}: a profile needs {MIN_PHOTOS}–{MAX_PHOTOS}.")
-    steps, steps_ok = ui.bounded_number(st, "Training steps", 10, 2000, "train_steps", default=300, step=10,
-                                        help="300 suits most faces on a GPU; a few tens are enough to try it out")
+    steps, steps_ok = ui.bounded_number(
+        st,
+        "Training steps",
+        10,
+        2000,
+        "train_steps",
+        default=300,
+        step=10,
+        help="300 suits most faces on a GPU; a few tens are enough to try it out",
+    )
     with st.expander("Advanced"):
         rank, rank_ok = ui.bounded_number(st, "LoRA rank", 1, 128, "train_rank", default=16)
-        lr, lr_ok = ui.bounded_number(st, "Learning rate", 1e-6, 1e-2, "train_lr", default=1e-4, step=1e-5,
-                                      format="%.0e")
+        lr, lr_ok = ui.bounded_number(
+            st, "Learning rate", 1e-6, 1e-2, "train_lr", default=1e-4, step=1e-5, format="%.0e"
+        )
     name_ok = bool(NAME.match((name or "").strip()))
     if name and not name_ok:
-        st.caption(":red[The name may use letters, digits, space, _ . - and must start and end with a letter "
-                   "or digit.]")
+        st.caption(
+            ":red[The name may use letters, digits, space, _ . - and must start and end with a letter or digit.]"
+        )
     missing = []
     if not name_ok:
         missing.append("a valid profile name" if name else "a profile name")
     if len(files) < MIN_PHOTOS:
-        missing.append(f"{MIN_PHOTOS - len(files)} more photo{'s' if MIN_PHOTOS - len(files) != 1 else ''} "
-                       f"({MIN_PHOTOS}–{MAX_PHOTOS} in all)")
+        missing.append(
+            f"{MIN_PHOTOS - len(files)} more photo{'s' if MIN_PHOTOS - len(files) != 1 else ''} "
+            f"({MIN_PHOTOS}–{MAX_PHOTOS} in all)"
+        )
     elif len(files) > MAX_PHOTOS:
-        missing.append(f"{len(files) - MAX_PHOTOS} photo{'s' if len(files) - MAX_PHOTOS != 1 else ''} fewer "
-                       f"(at most {MAX_PHOTOS})")
+        missing.append(
+            f"{len(files) - MAX_PHOTOS} photo{'s' if len(files) - MAX_PHOTOS != 1 else ''} fewer (at most {MAX_PHOTOS})"
+        )
     if good < len(files):
-        missing.append(f"the {len(files) - good} photo{'s' if len(files) - good != 1 else ''} marked in red "
-                       "removed or replaced")
+        missing.append(
+            f"the {len(files) - good} photo{'s' if len(files) - good != 1 else ''} marked in red removed or replaced"
+        )
     if not (steps_ok and rank_ok and lr_ok):
         missing.append("the numbers above in their ranges")
     ready = not missing
     if missing:
         st.caption(":material/info: To start training, it still needs " + "; ".join(missing) + ".")
-    if st.button("Start training", type="primary", icon=":material/model_training:", disabled=not ready,
-                 key="train_start"):
+    if st.button(
+        "Start training", type="primary", icon=":material/model_training:", disabled=not ready, key="train_start"
+    ):
         uploads = [Upload(f.name, f.getvalue(), f.type or "image/png") for f in files]
         try:
             with st.spinner("Checking the photos and queueing the training…"):
@@ -274,14 +317,28 @@ for i, profile in enumerate(profiles):
         right.markdown(f"**{profile['name']}**")
         loss = profile.get("final_loss")
         val = profile.get("validation_loss")
-        right.caption(f"trigger `{profile['trigger']}` · {profile['photos']} photos · {profile['steps']} steps · "
-                      f"final loss {loss:.4f}" if loss is not None else f"trigger `{profile['trigger']}`")
+        right.caption(
+            f"trigger `{profile['trigger']}` · {profile['photos']} photos · {profile['steps']} steps · "
+            f"final loss {loss:.4f}"
+            if loss is not None
+            else f"trigger `{profile['trigger']}`"
+        )
         if val is not None:
             right.caption(f"validation loss {val:.4f} · {ui.when(profile.get('created_at'))}")
         a, b = st.columns(2)
-        a.button("Use in Create", key=f"use-{profile['name']}", icon=":material/movie_edit:", on_click=_use,
-                 args=(profile["name"],))
+        a.button(
+            "Use in Create",
+            key=f"use-{profile['name']}",
+            icon=":material/movie_edit:",
+            on_click=_use,
+            args=(profile["name"],),
+        )
         with b.popover("Delete", icon=":material/delete:", key=f"delprof-pop-{profile['name']}"):
             st.write(f"Delete the profile **{profile['name']}** and its LoRA?")
-            st.button("Delete for good", key=f"delprof-{profile['name']}", type="primary", on_click=_delete,
-                      args=(profile["name"],))
+            st.button(
+                "Delete for good",
+                key=f"delprof-{profile['name']}",
+                type="primary",
+                on_click=_delete,
+                args=(profile["name"],),
+            )

@@ -43,42 +43,62 @@ if "error" not in state:
         st.write("No worker has loaded a model yet.")
     else:
         if model.get("tiny"):
-            st.warning("This is the **tiny test checkpoint**: random weights, so every clip is noise. It exists to "
-                       "test the whole pipeline without a GPU or downloads.", icon=":material/science:")
-        ui.kv_table({
-            "family": model.get("family"),
-            "version": model.get("model_version"),
-            "checkpoint": model.get("checkpoint"),
-            "tiny test checkpoint": "yes" if model.get("tiny") else "no",
-            "device": model.get("device"),
-            "quantization": model.get("quantization"),
-        })
+            st.warning(
+                "This is the **tiny test checkpoint**: random weights, so every clip is noise. It exists to "
+                "test the whole pipeline without a GPU or downloads.",
+                icon=":material/science:",
+            )
+        ui.kv_table(
+            {
+                "family": model.get("family"),
+                "version": model.get("model_version"),
+                "checkpoint": model.get("checkpoint"),
+                "tiny test checkpoint": "yes" if model.get("tiny") else "no",
+                "device": model.get("device"),
+                "quantization": model.get("quantization"),
+            }
+        )
 
     st.subheader("Workers")
-    rows = [{
-        "id": w.get("id"), "state": w.get("state"), "alive": w.get("alive"), "host": w.get("host"),
-        "pid": w.get("pid"), "device": w.get("device"), "job": w.get("job_id") or "",
-        "model": (w.get("model") or {}).get("model_version", ""), "last heartbeat": ui.when(w.get("last_heartbeat")),
-        "error": w.get("error") or "",
-    } for w in state.get("workers", [])]
+    rows = [
+        {
+            "id": w.get("id"),
+            "state": w.get("state"),
+            "alive": w.get("alive"),
+            "host": w.get("host"),
+            "pid": w.get("pid"),
+            "device": w.get("device"),
+            "job": w.get("job_id") or "",
+            "model": (w.get("model") or {}).get("model_version", ""),
+            "last heartbeat": ui.when(w.get("last_heartbeat")),
+            "error": w.get("error") or "",
+        }
+        for w in state.get("workers", [])
+    ]
     if rows:
         st.dataframe(rows, hide_index=True)
     else:
         st.caption("No worker has reported itself yet.")
 
 st.subheader("Connection")
-ui.kv_table({"API URL": ui.api_url(), "API key": masked(ui.api_key()),
-          "studio listens on": str(st.get_option("server.address") or "every interface")})
+ui.kv_table(
+    {
+        "API URL": ui.api_url(),
+        "API key": masked(ui.api_key()),
+        "studio listens on": str(st.get_option("server.address") or "every interface"),
+    }
+)
 if ui.exposed():
-    st.caption("The studio is reachable from the network, so the API URL is fixed (AVATAR_API_URL) and the key is the "
-               "one you signed in with.")
+    st.caption(
+        "The studio is reachable from the network, so the API URL is fixed (AVATAR_API_URL) and the key is the "
+        "one you signed in with."
+    )
     if st.button("Sign out", icon=":material/logout:", key="sign_out"):
         st.session_state.pop("signed_in_key", None)
         st.rerun()
 else:
     with st.form("connection"):
-        st.caption(f"For this browser session only. Defaults: AVATAR_API_URL ({config.api_url()}) and "
-                   "AVATAR_API_KEY.")
+        st.caption(f"For this browser session only. Defaults: AVATAR_API_URL ({config.api_url()}) and AVATAR_API_KEY.")
         url = st.text_input("API URL", value=ui.api_url(), key="conn_url")
         key = st.text_input("API key", value=ui.api_key() or "", type="password", key="conn_key")
         if st.form_submit_button("Connect", icon=":material/link:", key="conn_submit"):

@@ -8,8 +8,9 @@ from frontend import config, ui
 from frontend.client import ApiClient, ApiError, AuthError
 
 st.title("Avatar Studio")
-st.write("This studio is reachable from the network, so it needs the server's API key before it shows or does "
-         "anything.")
+st.write(
+    "This studio is reachable from the network, so it needs the server's API key before it shows or does anything."
+)
 
 with st.form("sign-in"):
     key = st.text_input("API key", type="password", key="sign_in_key")
@@ -21,9 +22,11 @@ if submitted:
     try:
         if not probe.requires_key():
             # The API accepts anyone: a key would prove nothing, so refuse rather than open the studio.
-            st.error("The API at the configured address does not require a key, so the studio refuses to open to "
-                     "the network. Set AVATAR_API_KEYS on the server, or listen on 127.0.0.1 and use an SSH "
-                     "tunnel.")
+            st.error(
+                "The API at the configured address does not require a key, so the studio refuses to open to "
+                "the network. Set AVATAR_API_KEYS on the server, or listen on 127.0.0.1 and use an SSH "
+                "tunnel."
+            )
         elif not candidate:
             st.error("Enter the API key.")
         else:

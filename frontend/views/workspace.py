@@ -21,8 +21,9 @@ def _clean(outputs_too: bool) -> None:
     except ApiError as exc:
         st.session_state["workspace_error"] = exc
     else:
-        st.session_state["workspace_result"] = (f"Cleaned: {done.get('files_removed', 0)} files removed, "
-                                                f"{done.get('jobs_deleted', 0)} jobs deleted.")
+        st.session_state["workspace_result"] = (
+            f"Cleaned: {done.get('files_removed', 0)} files removed, {done.get('jobs_deleted', 0)} jobs deleted."
+        )
     st.session_state.pop("clean_confirm", None)
 
 
@@ -49,39 +50,77 @@ except ApiError as exc:
 
 jobs = ws.get("jobs") or {}
 a, b, cc, d = st.columns(4)
-a.metric("Videos on disk", ws.get("videos", 0), border=True,
-         help="MP4 files in the outputs folder: every finished clip, retake and finalized version.")
-b.metric("Outputs on disk", ui.human_bytes(ws.get("outputs_bytes")), border=True,
-         help="Videos with their thumbnails, caption files and metadata.")
-cc.metric("Uploads", f"{ws.get('uploads', 0)} · {ui.human_bytes(ws.get('uploads_bytes'))}", border=True,
-          help="Reference photos, recordings and training photos sent to the server.")
+a.metric(
+    "Videos on disk",
+    ws.get("videos", 0),
+    border=True,
+    help="MP4 files in the outputs folder: every finished clip, retake and finalized version.",
+)
+b.metric(
+    "Outputs on disk",
+    ui.human_bytes(ws.get("outputs_bytes")),
+    border=True,
+    help="Videos with their thumbnails, caption files and metadata.",
+)
+cc.metric(
+    "Uploads",
+    f"{ws.get('uploads', 0)} · {ui.human_bytes(ws.get('uploads_bytes'))}",
+    border=True,
+    help="Reference photos, recordings and training photos sent to the server.",
+)
 d.metric("Disk free", ui.human_bytes(ws.get("disk_free_bytes")), border=True)
 e, f, g, h, i = st.columns(5)
 e.metric("Temp files", f"{ws.get('temp_files', 0)} · {ui.human_bytes(ws.get('temp_bytes'))}", border=True)
-f.metric("Jobs waiting / running", f"{jobs.get('starting', 0)} / {jobs.get('processing', 0)}", border=True,
-         help="Clips and trainings together.")
-g.metric("Clips made", clips.get("succeeded", 0), border=True,
-         help="Finished video jobs. Each made one video; a retake or finalized version is a clip of its own.")
-h.metric("Face trainings done", trainings.get("succeeded", 0), border=True,
-         help="Finished trainings. They make face profiles, not videos.")
-i.metric("Failed / canceled", f"{jobs.get('failed', 0)} / {jobs.get('canceled', 0)}", border=True,
-         help="Clips and trainings together.")
+f.metric(
+    "Jobs waiting / running",
+    f"{jobs.get('starting', 0)} / {jobs.get('processing', 0)}",
+    border=True,
+    help="Clips and trainings together.",
+)
+g.metric(
+    "Clips made",
+    clips.get("succeeded", 0),
+    border=True,
+    help="Finished video jobs. Each made one video; a retake or finalized version is a clip of its own.",
+)
+h.metric(
+    "Face trainings done",
+    trainings.get("succeeded", 0),
+    border=True,
+    help="Finished trainings. They make face profiles, not videos.",
+)
+i.metric(
+    "Failed / canceled",
+    f"{jobs.get('failed', 0)} / {jobs.get('canceled', 0)}",
+    border=True,
+    help="Clips and trainings together.",
+)
 
 finished = sum(jobs.get(s, 0) for s in ui.TERMINAL)
 with st.container(border=True):
     st.subheader("Clean")
-    st.write("Empties the temp folder. Optionally also deletes every finished, failed or canceled job with its "
-             "video, thumbnail, captions and metadata (waiting and running jobs and trained face profiles are "
-             "kept).")
-    outputs_too = st.checkbox("Also delete finished jobs and their videos", key="clean_outputs",
-                              on_change=lambda: st.session_state.pop("clean_confirm", None))
+    st.write(
+        "Empties the temp folder. Optionally also deletes every finished, failed or canceled job with its "
+        "video, thumbnail, captions and metadata (waiting and running jobs and trained face profiles are "
+        "kept)."
+    )
+    outputs_too = st.checkbox(
+        "Also delete finished jobs and their videos",
+        key="clean_outputs",
+        on_change=lambda: st.session_state.pop("clean_confirm", None),
+    )
     if not outputs_too:
-        st.button("Clean temp files", icon=":material/cleaning_services:", key="clean", on_click=_clean,
-                  args=(False,))
+        st.button("Clean temp files", icon=":material/cleaning_services:", key="clean", on_click=_clean, args=(False,))
     elif not st.session_state.get("clean_confirm"):
-        st.button("Clean…", icon=":material/cleaning_services:", key="clean", on_click=_ask, args=(True,),
-                  disabled=not finished and not ws.get("temp_files"),
-                  help="Asks first, saying how much will be deleted.")
+        st.button(
+            "Clean…",
+            icon=":material/cleaning_services:",
+            key="clean",
+            on_click=_ask,
+            args=(True,),
+            disabled=not finished and not ws.get("temp_files"),
+            help="Asks first, saying how much will be deleted.",
+        )
         if not finished:
             st.caption("There are no finished jobs to delete.")
     else:
@@ -92,29 +131,45 @@ with st.container(border=True):
         if failed:
             parts.append(f"{failed} failed or canceled")
         with st.container(border=True, key="clean_confirm_box"):
-            st.warning(f"This deletes **{_plural(finished, 'job')}** ({', '.join(parts)}) and "
-                       f"**{_plural(ws.get('videos', 0), 'video')}** ({ui.human_bytes(ws.get('outputs_bytes'))} on "
-                       "disk), plus the temp files. It cannot be undone: download what you want to keep first "
-                       "(Gallery, or `avatar pull`).", icon=":material/warning:")
+            st.warning(
+                f"This deletes **{_plural(finished, 'job')}** ({', '.join(parts)}) and "
+                f"**{_plural(ws.get('videos', 0), 'video')}** ({ui.human_bytes(ws.get('outputs_bytes'))} on "
+                "disk), plus the temp files. It cannot be undone: download what you want to keep first "
+                "(Gallery, or `avatar pull`).",
+                icon=":material/warning:",
+            )
             with st.container(horizontal=True):
-                st.button(f"Delete {_plural(finished, 'job')} and clean", type="primary", key="clean_yes",
-                          icon=":material/delete:", on_click=_clean, args=(True,))
+                st.button(
+                    f"Delete {_plural(finished, 'job')} and clean",
+                    type="primary",
+                    key="clean_yes",
+                    icon=":material/delete:",
+                    on_click=_clean,
+                    args=(True,),
+                )
                 st.button("Keep them", key="clean_no", on_click=_ask, args=(False,))
 
 with st.container(border=True):
     st.subheader(":red[Master reset]")
-    st.write("Cancels all work, then deletes **every** job, upload, video and trained face profile on the server. "
-             "This cannot be undone. Copy what you want to keep first (`avatar pull`).")
+    st.write(
+        "Cancels all work, then deletes **every** job, upload, video and trained face profile on the server. "
+        "This cannot be undone. Copy what you want to keep first (`avatar pull`)."
+    )
     typed = st.text_input(f"Type {RESET_WORD} to confirm", key="reset_confirm", live=True)
     if not typed:
         st.caption(f"The button unlocks when this box says {RESET_WORD}, in capital letters.")
     elif typed != RESET_WORD:
-        why = (f"Type it in capital letters: {RESET_WORD}." if typed.strip().upper() == RESET_WORD
-               else f"That is not {RESET_WORD}.")
-        st.markdown(f":orange[:material/lock: {why} The word must match exactly, so a reset never happens by "
-                    "accident.]")
-    if st.button("Delete everything", type="primary", icon=":material/delete_forever:", key="reset",
-                 disabled=typed != RESET_WORD):
+        why = (
+            f"Type it in capital letters: {RESET_WORD}."
+            if typed.strip().upper() == RESET_WORD
+            else f"That is not {RESET_WORD}."
+        )
+        st.markdown(
+            f":orange[:material/lock: {why} The word must match exactly, so a reset never happens by accident.]"
+        )
+    if st.button(
+        "Delete everything", type="primary", icon=":material/delete_forever:", key="reset", disabled=typed != RESET_WORD
+    ):
         try:
             with st.spinner("Stopping work and deleting…"):
                 done = ui.client().master_reset(typed)
@@ -123,6 +178,8 @@ with st.container(border=True):
         else:
             for key in ("focus_job", "reset_confirm"):
                 st.session_state.pop(key, None)
-            st.session_state["workspace_result"] = (f"Reset done: {done.get('canceled_jobs', 0)} jobs canceled, "
-                                                    f"{done.get('files_removed', 0)} files removed.")
+            st.session_state["workspace_result"] = (
+                f"Reset done: {done.get('canceled_jobs', 0)} jobs canceled, "
+                f"{done.get('files_removed', 0)} files removed."
+            )
             st.rerun()

@@ -60,7 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Talking-avatar videos on LTX-2. /v1 is Replicate-shaped; the seed's paths are kept as "
         "adapters. Errors are RFC 9457 problem+json.",
         lifespan=lifespan,
-        docs_url=None, redoc_url=None, openapi_url=None,  # served by ltx2.api.docs, behind the key
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served by ltx2.api.docs, behind the key
     )
     # Uploads are capped again per kind in ltx2.api.uploads; this stops an oversized body at the door.
     app.add_middleware(errors.BodyLimit, max_bytes=(settings.max_upload_mb + 1) * 2**20)

@@ -40,5 +40,8 @@ def require_key(request: Request) -> None:
     """`Authorization: Bearer KEY` or `X-API-Key: KEY`, when keys are configured."""
     if has_key(request):
         return
-    raise Problem(401, "a valid API key is required (Authorization: Bearer KEY or X-API-Key: KEY)",
-                  headers={"WWW-Authenticate": "Bearer"})
+    raise Problem(
+        401,
+        "a valid API key is required (Authorization: Bearer KEY or X-API-Key: KEY)",
+        headers={"WWW-Authenticate": "Bearer"},
+    )

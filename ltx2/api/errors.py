@@ -17,11 +17,24 @@ PROBLEM = "application/problem+json"
 __all__ = ["PROBLEM", "BodyLimit", "Problem", "install", "problem_response"]
 
 
-def problem_response(request: Request, status: int, detail: str, *, title: str | None = None,
-                     type_: str = "about:blank", extra: dict | None = None,
-                     headers: dict | None = None) -> JSONResponse:
-    body = {"type": type_, "title": title or HTTPStatus(status).phrase, "status": status, "detail": detail,
-            "instance": request.url.path, **(extra or {})}
+def problem_response(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    type_: str = "about:blank",
+    extra: dict | None = None,
+    headers: dict | None = None,
+) -> JSONResponse:
+    body = {
+        "type": type_,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        **(extra or {}),
+    }
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -76,19 +89,31 @@ class BodyLimit:
     async def _reject(self, scope, send):
         import json
 
-        body = json.dumps({"type": "about:blank", "title": "Content Too Large", "status": 413,
-                           "detail": f"the request body is larger than {self.max_bytes // 2**20} MB",
-                           "instance": scope.get("path", "")}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            {
+                "type": "about:blank",
+                "title": "Content Too Large",
+                "status": 413,
+                "detail": f"the request body is larger than {self.max_bytes // 2**20} MB",
+                "instance": scope.get("path", ""),
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
-        return problem_response(request, exc.status, exc.detail, title=exc.title, type_=exc.type, extra=exc.extra,
-                                headers=exc.headers)
+        return problem_response(
+            request, exc.status, exc.detail, title=exc.title, type_=exc.type, extra=exc.extra, headers=exc.headers
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -103,8 +128,9 @@ def install(app: FastAPI) -> None:
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(p for p in first["loc"] if p not in ("body",)) or "request"
-        return problem_response(request, 422, f"{where}: {first['msg']}", title="Invalid request",
-                                extra={"errors": errors})
+        return problem_response(
+            request, 422, f"{where}: {first['msg']}", title="Invalid request", extra={"errors": errors}
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):

@@ -77,25 +77,43 @@ class BrowserGuard:
         host_header = headers.get("host", "")
         host = _split_host(host_header)[0]
         if host_header and not self.host_allowed(host):
-            return await _problem(scope, send, 400, "Untrusted host",
-                                  f"this server does not answer to the host name {host!r}; add it to "
-                                  "AVATAR_ALLOWED_HOSTS (or set AVATAR_PUBLIC_URL) if it is yours")
+            return await _problem(
+                scope,
+                send,
+                400,
+                "Untrusted host",
+                f"this server does not answer to the host name {host!r}; add it to "
+                "AVATAR_ALLOWED_HOSTS (or set AVATAR_PUBLIC_URL) if it is yours",
+            )
         if scope["method"] not in SAFE_METHODS:
             site = headers.get("sec-fetch-site")
             origin = headers.get("origin")
             listed = origin is not None and origin.lower().rstrip("/") in self.origins
-            if not listed and (site == "cross-site" or (origin is not None and not self.same_origin(
-                    origin, host_header, scope.get("scheme", "http")))):
-                return await _problem(scope, send, 403, "Cross-site request refused",
-                                      f"a {scope['method']} from another web site (Origin: {origin or 'none'}, "
-                                      f"Sec-Fetch-Site: {site or 'none'}) is refused; call the API from its own "
-                                      "pages, a server or curl, or list the origin in AVATAR_ALLOWED_ORIGINS")
+            if not listed and (
+                site == "cross-site"
+                or (origin is not None and not self.same_origin(origin, host_header, scope.get("scheme", "http")))
+            ):
+                return await _problem(
+                    scope,
+                    send,
+                    403,
+                    "Cross-site request refused",
+                    f"a {scope['method']} from another web site (Origin: {origin or 'none'}, "
+                    f"Sec-Fetch-Site: {site or 'none'}) is refused; call the API from its own "
+                    "pages, a server or curl, or list the origin in AVATAR_ALLOWED_ORIGINS",
+                )
         return await self.app(scope, receive, send)
 
 
 async def _problem(scope, send, status: int, title: str, detail: str) -> None:
-    body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail,
-                       "instance": scope.get("path", "")}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", PROBLEM), (b"content-length", str(len(body)).encode())]})
+    body = json.dumps(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail, "instance": scope.get("path", "")}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", PROBLEM), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -14,8 +14,11 @@ from ltx2.engine.factory import load_engine
 @app.command()
 def generate(
     text: str | None = typer.Option(None, "--text", help="What the avatar says."),
-    script_file: Path | None = typer.Option(None, "--script-file", help="A long script (UTF-8 text; blank lines "
-                                            "are breaks): split into clips, stitched into one video."),
+    script_file: Path | None = typer.Option(
+        None,
+        "--script-file",
+        help="A long script (UTF-8 text; blank lines are breaks): split into clips, stitched into one video.",
+    ),
     captions: str = typer.Option("", "--captions", help="Caption files beside the video: srt, vtt or srt,vtt."),
     burn_captions: bool = typer.Option(False, "--burn-captions", help="Draw the captions into the picture."),
     crossfade: float = typer.Option(0.0, "--crossfade", help="Seconds of crossfade between segments (0–1)."),
@@ -60,8 +63,10 @@ def generate(
     if not L.MIN_CROSSFADE_S <= crossfade <= L.MAX_CROSSFADE_S or (
         segment_seconds is not None and not L.MIN_SEGMENT_SECONDS <= segment_seconds <= L.MAX_SEGMENT_SECONDS
     ):
-        fail(f"--crossfade must lie in {L.MIN_CROSSFADE_S:g}–{L.MAX_CROSSFADE_S:g} s and --segment-seconds in "
-              f"{L.MIN_SEGMENT_SECONDS:g}–{L.MAX_SEGMENT_SECONDS:g} s")
+        fail(
+            f"--crossfade must lie in {L.MIN_CROSSFADE_S:g}–{L.MAX_CROSSFADE_S:g} s and --segment-seconds in "
+            f"{L.MIN_SEGMENT_SECONDS:g}–{L.MAX_SEGMENT_SECONDS:g} s"
+        )
     for label, path in (("image", image), ("audio", audio), ("LoRA", lora)):
         if path is not None and not path.is_file():
             fail(f"{label} file not found: {path}")
@@ -107,8 +112,13 @@ def generate(
         if settings.uses_tiny:
             typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
         engine = load_engine(settings)
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), transient=False) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            transient=False,
+        ) as bar:
             task = bar.add_task("denoising", total=None)
 
             def on_progress(p) -> None:
@@ -120,8 +130,10 @@ def generate(
     except EngineError as exc:
         fail(str(exc), code=1)
     label = " [TINY CHECKPOINT: noise, not a real video]" if result.metadata["tiny_checkpoint"] else ""
-    typer.echo(f"wrote {result.video} ({result.metadata['num_frames']} frames, "
-               f"{result.metadata['width']}x{result.metadata['height']}, speed {speed:g}){label}")
+    typer.echo(
+        f"wrote {result.video} ({result.metadata['num_frames']} frames, "
+        f"{result.metadata['width']}x{result.metadata['height']}, speed {speed:g}){label}"
+    )
     typer.echo(f"thumbnail {result.thumbnail}  metadata {result.metadata_path}")
 
 
@@ -135,8 +147,15 @@ def _generate_script(spec, text, out: Path, settings, formats, burn, crossfade, 
     from ltx2.render.script import ScriptSpec, plan_script, render_script
     from ltx2.weights import WeightsError
 
-    script = ScriptSpec(clip=spec, text=text, segment_seconds=segment_seconds or settings.segment_seconds,
-                        crossfade=crossfade, captions=tuple(dict.fromkeys(formats)), burn_captions=burn, draft=draft)
+    script = ScriptSpec(
+        clip=spec,
+        text=text,
+        segment_seconds=segment_seconds or settings.segment_seconds,
+        crossfade=crossfade,
+        captions=tuple(dict.fromkeys(formats)),
+        burn_captions=burn,
+        draft=draft,
+    )
     settings.temp_dir.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="script-", dir=settings.temp_dir))
     try:
@@ -147,8 +166,13 @@ def _generate_script(spec, text, out: Path, settings, formats, burn, crossfade, 
         if settings.uses_tiny:
             typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
         engine = load_engine(settings)
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeElapsedColumn(), transient=False) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            transient=False,
+        ) as bar:
             task = bar.add_task("denoising", total=None)
 
             def on_progress(p, _data=None) -> None:
@@ -163,8 +187,10 @@ def _generate_script(spec, text, out: Path, settings, formats, burn, crossfade, 
         shutil.rmtree(folder, ignore_errors=True)
     meta = result.metadata
     label = " [TINY CHECKPOINT: noise, not a real video]" if meta["tiny_checkpoint"] else ""
-    typer.echo(f"wrote {result.video} ({meta['segments']} segments, {meta['num_frames']} frames, "
-               f"{meta['width']}x{meta['height']}, speed {spec.speed:g}){label}")
+    typer.echo(
+        f"wrote {result.video} ({meta['segments']} segments, {meta['num_frames']} frames, "
+        f"{meta['width']}x{meta['height']}, speed {spec.speed:g}){label}"
+    )
     for fmt, path in result.captions.items():
         typer.echo(f"captions ({fmt}) {path}")
     typer.echo(f"thumbnail {result.thumbnail}  metadata {result.metadata_path}")
@@ -203,8 +229,13 @@ def train(
         typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
     engine = load_engine(settings)
     engine.warm_up()
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn()) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+    ) as bar:
         task = bar.add_task("encode", total=steps, loss="-")
 
         def on_progress(p) -> None:
@@ -212,13 +243,22 @@ def train(
             bar.update(task, description=p.phase, completed=p.step, total=p.total, loss=loss)
 
         try:
-            result = train_face_lora(engine, checked, trigger=trigger_for(name), out_path=out, steps=steps,
-                                     rank=rank, alpha=float(rank), learning_rate=learning_rate,
-                                     on_progress=on_progress)
+            result = train_face_lora(
+                engine,
+                checked,
+                trigger=trigger_for(name),
+                out_path=out,
+                steps=steps,
+                rank=rank,
+                alpha=float(rank),
+                learning_rate=learning_rate,
+                on_progress=on_progress,
+            )
         except EngineError as exc:
             fail(str(exc), code=1)
-    typer.echo(f"wrote {result.lora_path}: loss {result.first_loss_mean:.4f} → {result.final_loss:.4f}"
-               + (f", validation {result.validation_loss:.4f}" if result.validation_loss is not None else "")
-               + f" in {result.seconds:.1f}s; trigger word {trigger_for(name)!r}")
-    typer.echo(f"use it: avatar generate --lora {result.lora_path} --text '…' --image "
-               f"{photos[result.best_photo]}")
+    typer.echo(
+        f"wrote {result.lora_path}: loss {result.first_loss_mean:.4f} → {result.final_loss:.4f}"
+        + (f", validation {result.validation_loss:.4f}" if result.validation_loss is not None else "")
+        + f" in {result.seconds:.1f}s; trigger word {trigger_for(name)!r}"
+    )
+    typer.echo(f"use it: avatar generate --lora {result.lora_path} --text '…' --image {photos[result.best_photo]}")

@@ -37,8 +37,10 @@ def models_download(
         fail(str(exc))
     for path in paths:
         typer.echo(f"ok {path}")
-    typer.echo("Recorded in models/verified.json: launch_ltx2.sh and avatar serve use them "
-               "(AVATAR_USE_VERIFIED=false opts out).")
+    typer.echo(
+        "Recorded in models/verified.json: launch_ltx2.sh and avatar serve use them "
+        "(AVATAR_USE_VERIFIED=false opts out)."
+    )
 
 
 @models_app.command("verify")

@@ -66,8 +66,13 @@ def serve(
         from frontend.launcher import Studio
 
         # Same listen address as the API (loopback unless told otherwise), talking to this API.
-        studio = Studio.for_api(api_host=settings.host, api_port=settings.port, ui_port=settings.ui_port,
-                                api_keys=settings.api_keys, max_upload_mb=settings.max_upload_mb)
+        studio = Studio.for_api(
+            api_host=settings.host,
+            api_port=settings.port,
+            ui_port=settings.ui_port,
+            api_keys=settings.api_keys,
+            max_upload_mb=settings.max_upload_mb,
+        )
     elif not no_ui:
         typer.echo("(frontend/app.py is missing; serving the API only)")
     supervisor = Supervisor(settings, settings.workers, env=env)

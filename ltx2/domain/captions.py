@@ -59,8 +59,10 @@ def _stamp(seconds: float, sep: str) -> str:
 
 def to_srt(cues: list[Cue]) -> str:
     # A "-->" in the text would read as a forged timing line to lenient players: escaped as for WebVTT.
-    blocks = [f"{i}\n{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}\n{c.text.replace('-->', '->')}\n"
-              for i, c in enumerate(cues, 1)]
+    blocks = [
+        f"{i}\n{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}\n{c.text.replace('-->', '->')}\n"
+        for i, c in enumerate(cues, 1)
+    ]
     return "\n".join(blocks)
 
 

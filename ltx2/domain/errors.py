@@ -7,8 +7,16 @@ from http import HTTPStatus
 
 
 class Problem(Exception):
-    def __init__(self, status: int, detail: str, *, title: str | None = None, type_: str = "about:blank",
-                 extra: dict | None = None, headers: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        title: str | None = None,
+        type_: str = "about:blank",
+        extra: dict | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(detail)
         self.status, self.detail, self.type = status, detail, type_
         self.title = title or HTTPStatus(status).phrase

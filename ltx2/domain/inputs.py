@@ -35,23 +35,36 @@ class GenerateInput(BaseModel):
     seed: int = Field(default=42, ge=0, le=2**31 - 1)
     width: int = Field(default=L.DEFAULT_WIDTH, ge=L.MIN_SIDE, le=L.MAX_SIDE, multiple_of=L.SIDE_MULTIPLE)
     height: int = Field(default=L.DEFAULT_HEIGHT, ge=L.MIN_SIDE, le=L.MAX_SIDE, multiple_of=L.SIDE_MULTIPLE)
-    seconds: float | None = Field(default=None, gt=0, description="One clip's length; at most the server's "
-                                    "max_seconds (GET /v1/limits).")
+    seconds: float | None = Field(
+        default=None, gt=0, description="One clip's length; at most the server's max_seconds (GET /v1/limits)."
+    )
     fps: float = Field(default=24.0, ge=1, le=60)
-    speed: float = Field(default=1.0, ge=L.MIN_SPEED, le=L.MAX_SPEED, description="Playback speed, applied in the one encode.")
+    speed: float = Field(
+        default=1.0, ge=L.MIN_SPEED, le=L.MAX_SPEED, description="Playback speed, applied in the one encode."
+    )
     mode: Literal["distilled", "two-stage"] = "distilled"
     steps: int | None = Field(default=None, ge=1, le=100)
-    profile: str | None = Field(default=None, description="A trained face profile's name: its LoRA, trigger "
-                                "word and (unless `image` is given) its best photo are used.")
+    profile: str | None = Field(
+        default=None,
+        description="A trained face profile's name: its LoRA, trigger "
+        "word and (unless `image` is given) its best photo are used.",
+    )
     profile_strength: float = Field(default=1.0, ge=0.0, le=2.0)
     # Long scripts. A text longer than one clip (or a recording longer than a segment) is split into segments
     # that are generated with continuity and stitched into one video; so is any job asking for captions.
-    segment_seconds: float | None = Field(default=None, ge=L.MIN_SEGMENT_SECONDS, le=L.MAX_SEGMENT_SECONDS, description="Longest segment (one "
-                                          "clip) in seconds of speech; default: the server's setting.")
-    captions: list[Literal["srt", "vtt"]] = Field(default_factory=list, max_length=2,
-                                                  description="Caption files to write beside the video.")
+    segment_seconds: float | None = Field(
+        default=None,
+        ge=L.MIN_SEGMENT_SECONDS,
+        le=L.MAX_SEGMENT_SECONDS,
+        description="Longest segment (one clip) in seconds of speech; default: the server's setting.",
+    )
+    captions: list[Literal["srt", "vtt"]] = Field(
+        default_factory=list, max_length=2, description="Caption files to write beside the video."
+    )
     burn_captions: bool = Field(default=False, description="Draw the captions into the picture.")
-    crossfade: float = Field(default=0.0, ge=L.MIN_CROSSFADE_S, le=L.MAX_CROSSFADE_S, description="Seconds of crossfade between segments.")
+    crossfade: float = Field(
+        default=0.0, ge=L.MIN_CROSSFADE_S, le=L.MAX_CROSSFADE_S, description="Seconds of crossfade between segments."
+    )
     draft: bool = Field(default=False, description="Quick look: distilled at half size; finalize it later.")
     source: SourceRef | None = Field(default=None, description="Set by /retake and /finalize.")
 
@@ -72,7 +85,9 @@ class TrainInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=PROFILE_NAME, description="Profile name (letters, digits, space, _ . -).")
-    photos: list[str] = Field(min_length=L.MIN_PHOTOS, max_length=L.MAX_PHOTOS, description="File ids of the checked photos.")
+    photos: list[str] = Field(
+        min_length=L.MIN_PHOTOS, max_length=L.MAX_PHOTOS, description="File ids of the checked photos."
+    )
     steps: int = Field(default=300, ge=10, le=2000)
     rank: int = Field(default=16, ge=1, le=128)
     alpha: float = Field(default=16.0, gt=0)

@@ -30,6 +30,7 @@ def default_planning() -> dict:
         "max_segments": DEFAULT_MAX_SEGMENTS,
     }
 
+
 # A script segment is one clip; it stays under the clip maximum so the continuity frame still fits.
 MIN_SEGMENT_SECONDS, MAX_SEGMENT_SECONDS = 2.0, 19.0
 MAX_TEXT_CHARS = 5000

@@ -30,12 +30,17 @@ def is_script(inp: GenerateInput, settings: Settings, audio_seconds: float | Non
         return True
     if inp.seconds is not None or (inp.audio is not None and audio_seconds is None):
         return False
-    return longer_than_a_clip(inp.text, settings, segment_seconds=inp.segment_seconds,
-                              audio_seconds=audio_seconds if inp.audio is not None else None)
+    return longer_than_a_clip(
+        inp.text,
+        settings,
+        segment_seconds=inp.segment_seconds,
+        audio_seconds=audio_seconds if inp.audio is not None else None,
+    )
 
 
-def longer_than_a_clip(text: str, settings: Settings, *, segment_seconds: float | None = None,
-                       audio_seconds: float | None = None) -> bool:
+def longer_than_a_clip(
+    text: str, settings: Settings, *, segment_seconds: float | None = None, audio_seconds: float | None = None
+) -> bool:
     """The recording (if any) or the text's speech estimate is longer than one clip (or the segment length asked
     for): such a job is made as a script."""
     limit = segment_seconds or settings.max_seconds

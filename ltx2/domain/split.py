@@ -69,7 +69,7 @@ def _word_chunks(text: str, max_seconds: float, wpm: float) -> list[str]:
             greedy.append([word])
     count = len(greedy)
     size = -(-len(words) // count)
-    even = [" ".join(words[i:i + size]) for i in range(0, len(words), size)]
+    even = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
     if len(even) == count and all(_seconds(c, wpm) <= max_seconds for c in even):
         return even
     return [" ".join(chunk) for chunk in greedy]

@@ -196,7 +196,12 @@ class ResidentLedger(ModelLedger):
             resident.fused = ()
             states = [LoraStateDictWithStrength(self._lora_state(lo), lo.strength) for lo in loras if lo.strength]
             touched = sorted(
-                {k[: -len(".lora_A.weight")] + ".weight" for s in states for k in s.state_dict.sd if k.endswith(".lora_A.weight")}
+                {
+                    k[: -len(".lora_A.weight")] + ".weight"
+                    for s in states
+                    for k in s.state_dict.sd
+                    if k.endswith(".lora_A.weight")
+                }
             )
             missing = [name for name in touched if name not in params]
             if missing:

@@ -206,8 +206,9 @@ class Engine:
                 gc.collect()
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-                raise OutOfMemoryError(f"the GPU ran out of memory during {what}: try a smaller size or fewer "
-                                       "frames") from exc
+                raise OutOfMemoryError(
+                    f"the GPU ran out of memory during {what}: try a smaller size or fewer frames"
+                ) from exc
 
     def _model_info(self) -> dict:
         with safe_open(str(self.weights.checkpoint), framework="pt") as f:

@@ -126,13 +126,15 @@ class _AudioTrack:
 
     def _build_graph(self) -> av.filter.Graph:
         g = av.filter.Graph()
-        nodes = [g.add_abuffer(sample_rate=self.src_rate, format="fltp", layout="stereo",
-                               time_base=Fraction(1, self.src_rate))]
+        nodes = [
+            g.add_abuffer(
+                sample_rate=self.src_rate, format="fltp", layout="stereo", time_base=Fraction(1, self.src_rate)
+            )
+        ]
         if self.speed != 1:
             # atempo changes tempo while keeping pitch (WSOLA-style overlap-add).
             nodes.append(g.add("atempo", tempo=str(float(self.speed))))
-        nodes.append(g.add("aformat", sample_fmts="fltp", sample_rates=str(self.out_rate),
-                           channel_layouts="stereo"))
+        nodes.append(g.add("aformat", sample_fmts="fltp", sample_rates=str(self.out_rate), channel_layouts="stereo"))
         nodes.append(g.add("abuffersink"))
         g.link_nodes(*nodes).configure()
         return g
@@ -140,11 +142,11 @@ class _AudioTrack:
     def _source_slice(self, start: int, stop: int) -> np.ndarray:
         # Audio shorter than the video is padded with silence; longer audio is
         # simply never read past the video's end.
-        have = self.src[:, start:min(stop, self.src.shape[1])]
+        have = self.src[:, start : min(stop, self.src.shape[1])]
         if have.shape[1] == stop - start:
             return have
         out = np.zeros((2, stop - start), np.float32)
-        out[:, :have.shape[1]] = have
+        out[:, : have.shape[1]] = have
         return out
 
     def _push(self, chunk: np.ndarray) -> None:
@@ -170,8 +172,9 @@ class _AudioTrack:
     def _encode(self, chunk: np.ndarray) -> None:
         if chunk.shape[1] == 0:
             return
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk, dtype=np.float32),
-                                           format="fltp", layout="stereo")
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(chunk, dtype=np.float32), format="fltp", layout="stereo"
+        )
         frame.sample_rate = self.out_rate
         frame.time_base = Fraction(1, self.out_rate)
         frame.pts = self.emitted
@@ -269,13 +272,11 @@ def encode_mp4(
             raise ValueError(f"yuv420p needs even width/height, got {width}x{height}")
 
         # use_metadata_tags: without it the mov muxer drops keys it has no atom for.
-        container = av.open(str(tmp), "w", format="mp4",
-                            container_options={"movflags": "+faststart+use_metadata_tags"})
+        container = av.open(str(tmp), "w", format="mp4", container_options={"movflags": "+faststart+use_metadata_tags"})
         if metadata:
             container.metadata.update({str(k): str(v) for k, v in metadata.items()})
 
-        vstream = container.add_stream("libx264", rate=out_rate,
-                                       options={"crf": str(int(crf)), "preset": preset})
+        vstream = container.add_stream("libx264", rate=out_rate, options={"crf": str(int(crf)), "preset": preset})
         vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
         cc = vstream.codec_context
         # PyAV defaults to SLICE threading, which makes libx264 use sliced threads
@@ -286,20 +287,21 @@ def encode_mp4(
         cc.colorspace = cc.color_primaries = cc.color_trc = _BT709
         cc.color_range = int(ColorRange.MPEG)
 
-        track = (_AudioTrack(container, samples, int(sample_rate), fps_f, speed_f)
-                 if audio is not None else None)
+        track = _AudioTrack(container, samples, int(sample_rate), fps_f, speed_f) if audio is not None else None
 
         reformatter = VideoReformatter()  # reuse one SwsContext for every frame
         n = 0
         chunk, first = first, None  # drop the extra reference so chunk 0 can be freed
         while True:
             if chunk.shape[1:3] != (height, width):
-                raise ValueError(f"frame size changed from {width}x{height} to "
-                                 f"{chunk.shape[2]}x{chunk.shape[1]}")
+                raise ValueError(f"frame size changed from {width}x{height} to {chunk.shape[2]}x{chunk.shape[1]}")
             for rgb in chunk:
-                frame = reformatter.reformat(av.VideoFrame.from_ndarray(rgb, format="rgb24"),
-                                             format="yuv420p", dst_colorspace=Colorspace.ITU709,
-                                             dst_color_range=ColorRange.MPEG)
+                frame = reformatter.reformat(
+                    av.VideoFrame.from_ndarray(rgb, format="rgb24"),
+                    format="yuv420p",
+                    dst_colorspace=Colorspace.ITU709,
+                    dst_color_range=ColorRange.MPEG,
+                )
                 # pts counts frames at the retimed rate: the encoder time base is 1/(fps*speed).
                 frame.pts = n
                 container.mux(vstream.encode(frame))
@@ -353,8 +355,9 @@ def write_thumbnail(frame: Any, out_path: str | os.PathLike, max_side: int = 512
     return out
 
 
-def thumbnail_from_mp4(mp4_path: str | os.PathLike, out_path: str | os.PathLike,
-                       at_fraction: float = 0.3, max_side: int = 512) -> Path:
+def thumbnail_from_mp4(
+    mp4_path: str | os.PathLike, out_path: str | os.PathLike, at_fraction: float = 0.3, max_side: int = 512
+) -> Path:
     """Decode the frame at ``at_fraction`` of the video's duration and save it as a JPEG."""
     try:
         container = av.open(str(mp4_path))
@@ -453,7 +456,7 @@ def read_audio(
                     continue
                 data = data[:, lo:]
                 if limit is not None:
-                    data = data[:, :limit - got]
+                    data = data[:, : limit - got]
                 parts.append(data)
                 got += data.shape[1]
                 if limit is not None and got >= limit:

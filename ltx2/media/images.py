@@ -97,9 +97,12 @@ def check_header(img: Image.Image, *, max_pixels: int | None = None, min_side: i
             scale *= 2
     # Pillow's own threshold is a hard ceiling (past it, it warns or refuses on its own).
     if pixels // (scale * scale) > cap or pixels > pil_max:
-        raise ImageRejected(413, f"too large ({width}x{height}, {pixels / 1e6:.1f} MP): the limit is "
-                                 f"{cap / 1e6:g} MP (JPEGs up to {min(64 * cap, pil_max) / 1e6:.0f} MP are "
-                                 "scaled down on decode)")
+        raise ImageRejected(
+            413,
+            f"too large ({width}x{height}, {pixels / 1e6:.1f} MP): the limit is "
+            f"{cap / 1e6:g} MP (JPEGs up to {min(64 * cap, pil_max) / 1e6:.0f} MP are "
+            "scaled down on decode)",
+        )
     if min(width, height) // scale < min_side:
         raise ImageRejected(422, f"too small ({width}x{height}): both sides must be at least {min_side} pixels")
     return Header(img.format, width, height, scale)
@@ -145,8 +148,9 @@ def decode_opened(img: Image.Image, header: Header) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ImageRejected(413, f"too many pixels ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - truncated/corrupt data surfaces as many exception types
-        raise ImageRejected(422, f"the {header.format} image could not be decoded "
-                                 f"({exc.__class__.__name__}: {str(exc)[:120]})") from None
+        raise ImageRejected(
+            422, f"the {header.format} image could not be decoded ({exc.__class__.__name__}: {str(exc)[:120]})"
+        ) from None
 
 
 def decode(source: bytes | Path | IO[bytes], *, max_pixels: int | None = None, min_side: int = 1) -> Image.Image:

@@ -115,5 +115,3 @@ def decode_frames(path: str | os.PathLike) -> np.ndarray:
     if not frames:
         raise MediaError(f"{path} has no decodable video frames")
     return np.stack(frames)
-
-

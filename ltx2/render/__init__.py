@@ -4,5 +4,15 @@ segments with continuity, resume and retake, stitched into one video)."""
 from ltx2.render.clip import ClipSpec, RenderResult, audio_seconds, plan_request, render
 from ltx2.render.script import PlannedSegment, ScriptResult, ScriptSpec, plan_script, render_script
 
-__all__ = ["ClipSpec", "PlannedSegment", "RenderResult", "ScriptResult", "ScriptSpec", "audio_seconds",
-           "plan_request", "plan_script", "render", "render_script"]
+__all__ = [
+    "ClipSpec",
+    "PlannedSegment",
+    "RenderResult",
+    "ScriptResult",
+    "ScriptSpec",
+    "audio_seconds",
+    "plan_request",
+    "plan_script",
+    "render",
+    "render_script",
+]

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from ltx2.settings import Settings
 
 
-
 @dataclass
 class ClipSpec:
     """What a user asks for, in their terms (seconds, speed, a description), before it becomes a request."""
@@ -133,8 +132,9 @@ def render(
         return _generate_and_encode(engine, spec, request, out_path, settings, started, on_progress, should_cancel)
 
 
-def _generate_and_encode(engine, spec, request, out_path: Path, settings, started: float, on_progress,
-                         should_cancel) -> RenderResult:
+def _generate_and_encode(
+    engine, spec, request, out_path: Path, settings, started: float, on_progress, should_cancel
+) -> RenderResult:
     from ltx2.media import encode_mp4, thumbnail_from_mp4
 
     result = engine.generate(request, on_progress=on_progress, should_cancel=should_cancel)
@@ -184,4 +184,3 @@ def _generate_and_encode(engine, spec, request, out_path: Path, settings, starte
     tmp.write_text(json.dumps(metadata, indent=2) + "\n")
     os.replace(tmp, metadata_path)
     return RenderResult(out_path, thumbnail, metadata_path, metadata)
-

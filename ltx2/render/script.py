@@ -73,9 +73,13 @@ def plan_script(spec: ScriptSpec, settings: Settings) -> list[PlannedSegment]:
     """The segments a script becomes; raises InvalidInputError when it cannot be made."""
     try:
         if spec.clip.audio is None:
-            plan = split_script(spec.text, max_clip_seconds=spec.segment_seconds,
-                                words_per_minute=settings.words_per_minute,
-                                max_script_seconds=settings.max_script_seconds, max_segments=settings.max_segments)
+            plan = split_script(
+                spec.text,
+                max_clip_seconds=spec.segment_seconds,
+                words_per_minute=settings.words_per_minute,
+                max_script_seconds=settings.max_script_seconds,
+                max_segments=settings.max_segments,
+            )
             return [PlannedSegment(s.index, s.text, segment_seed(spec.clip.seed, s.index, 1)) for s in plan.segments]
         return _plan_voice(spec, settings)
     except (EmptyTextError, ScriptTooLongError) as exc:
@@ -88,8 +92,9 @@ def _plan_voice(spec: ScriptSpec, settings: Settings) -> list[PlannedSegment]:
 
     duration = audio_seconds(Path(spec.clip.audio))
     if duration > settings.max_script_seconds:
-        raise InvalidInputError(f"the recording is {duration:.0f} s; this server takes at most "
-                                f"{settings.max_script_seconds:g} s")
+        raise InvalidInputError(
+            f"the recording is {duration:.0f} s; this server takes at most {settings.max_script_seconds:g} s"
+        )
     # Split the text at the speaker's own pace, so its segments line up with the recording's.
     estimate = estimate_speech_seconds(spec.text, settings.words_per_minute) or duration
     pace = settings.words_per_minute * estimate / duration
@@ -101,15 +106,21 @@ def _plan_voice(spec: ScriptSpec, settings: Settings) -> list[PlannedSegment]:
     weights = [estimate_speech_seconds(t, pace) for t in texts]
     cuts = cut_points(samples, rate, weights, max_seconds=spec.segment_seconds)
     if len(cuts) - 1 > settings.max_segments:
-        raise InvalidInputError(f"the recording needs {len(cuts) - 1} clips; this server takes at most "
-                                f"{settings.max_segments}")
+        raise InvalidInputError(
+            f"the recording needs {len(cuts) - 1} clips; this server takes at most {settings.max_segments}"
+        )
     if len(cuts) - 1 != len(texts):  # more pieces than sentences: share the words out evenly
         texts = _share_words(spec.text, len(cuts) - 1)
     fps = spec.clip.fps or settings.default_fps
     frames = [round(c * fps) for c in cuts]  # on the frame grid: each piece is a whole number of frames
     return [
-        PlannedSegment(i, texts[i], segment_seed(spec.clip.seed, i, 1), audio_start=round(frames[i] / fps, 6),
-                       seconds=round((frames[i + 1] - frames[i]) / fps, 6))
+        PlannedSegment(
+            i,
+            texts[i],
+            segment_seed(spec.clip.seed, i, 1),
+            audio_start=round(frames[i] / fps, 6),
+            seconds=round((frames[i + 1] - frames[i]) / fps, 6),
+        )
         for i in range(len(cuts) - 1)
     ]
 
@@ -117,15 +128,16 @@ def _plan_voice(spec: ScriptSpec, settings: Settings) -> list[PlannedSegment]:
 def _share_words(text: str, count: int) -> list[str]:
     words = text.split()
     per = math.ceil(len(words) / count) if words else 0
-    return [" ".join(words[i * per:(i + 1) * per]) or "..." for i in range(count)]
+    return [" ".join(words[i * per : (i + 1) * per]) or "..." for i in range(count)]
 
 
 def segment_folder(settings: Settings, job_id: str) -> Path:
     return settings.state_dir / "segments" / job_id
 
 
-def _clip_for(spec: ScriptSpec, seg: PlannedSegment, first_frame: Path | None, fps: float,
-              words_per_minute: float) -> ClipSpec:
+def _clip_for(
+    spec: ScriptSpec, seg: PlannedSegment, first_frame: Path | None, fps: float, words_per_minute: float
+) -> ClipSpec:
     """One segment's clip: its text and seed, one extra leading frame when it continues the previous one."""
     extra = 1.0 / fps if first_frame is not None else 0.0
     if seg.seconds is not None:
@@ -134,8 +146,9 @@ def _clip_for(spec: ScriptSpec, seg: PlannedSegment, first_frame: Path | None, f
     else:
         seconds = max(estimate_speech_seconds(seg.text, words_per_minute), 1.0) + extra
         audio_start = 0.0
-    clip = replace(spec.clip, text=seg.text, seed=seg.seed, seconds=seconds, audio_start=audio_start,
-                   first_frame=first_frame)
+    clip = replace(
+        spec.clip, text=seg.text, seed=seg.seed, seconds=seconds, audio_start=audio_start, first_frame=first_frame
+    )
     if spec.draft:
         clip.width, clip.height = draft_size(clip.width, clip.height)
         clip.mode = "distilled"
@@ -226,8 +239,10 @@ def render_script(
 
         def segment_progress(p, _i=index, _base=base):
             if on_progress is not None:
-                on_progress(Progress(f"segment {_i + 1}/{n} {p.phase}", p.step, p.total, _base + p.overall_step,
-                                     total), {"segment": _i + 1, "segments": n})
+                on_progress(
+                    Progress(f"segment {_i + 1}/{n} {p.phase}", p.step, p.total, _base + p.overall_step, total),
+                    {"segment": _i + 1, "segments": n},
+                )
 
         # Generation and the lazy decode that writing the segment drives hold the engine together.
         with engine.exclusive(f"segment {index + 1} at {request.width}x{request.height}"):
@@ -239,12 +254,34 @@ def render_script(
             pipeline = result.pipeline
             # Own voice: exactly the recording's piece (cuts are on the frame grid), so no audio plays twice.
             keep = round(seg.seconds * fps) if seg.seconds is not None else None
-            seg.frames = write_segment(SegmentFiles(folder, index), result.video, waveform, sample_rate,
-                                       request.fps, drop_first=previous is not None, max_frames=keep)
-        entries[index] = {"index": index, "key": seg.key(), "frames": seg.frames, "text": seg.text,
-                          "seed": seg.seed, "take": seg.take, "audio_start": seg.audio_start, "seconds": seg.seconds}
-        _write_manifest(folder, {"fps": fps, "sample_rate": sample_rate, "pipeline": pipeline,
-                                 "segments": [entries[i] for i in sorted(entries)]})
+            seg.frames = write_segment(
+                SegmentFiles(folder, index),
+                result.video,
+                waveform,
+                sample_rate,
+                request.fps,
+                drop_first=previous is not None,
+                max_frames=keep,
+            )
+        entries[index] = {
+            "index": index,
+            "key": seg.key(),
+            "frames": seg.frames,
+            "text": seg.text,
+            "seed": seg.seed,
+            "take": seg.take,
+            "audio_start": seg.audio_start,
+            "seconds": seg.seconds,
+        }
+        _write_manifest(
+            folder,
+            {
+                "fps": fps,
+                "sample_rate": sample_rate,
+                "pipeline": pipeline,
+                "segments": [entries[i] for i in sorted(entries)],
+            },
+        )
     _check_cancel(should_cancel)
     files = [SegmentFiles(folder, s.index) for s in segments]
     lengths = [s.frames for s in segments]
@@ -253,10 +290,18 @@ def render_script(
     cues = cap.build_cues([(s.text, a, b) for s, (a, b) in zip(segments, bounds)])
     model = "tiny" if engine.weights.tiny else engine.model_info["family"]
     stitch_start = time.perf_counter()
-    stitch(files, lengths, out_path, fps=fps, sample_rate=sample_rate, speed=spec.clip.speed,
-           crossfade_frames=line.crossfade, burn_in=cues if spec.burn_captions else None,
-           preset=settings.encode_preset,
-           metadata={"comment": json.dumps({"avatar_model": model, "seed": spec.clip.seed}), "avatar_model": model})
+    stitch(
+        files,
+        lengths,
+        out_path,
+        fps=fps,
+        sample_rate=sample_rate,
+        speed=spec.clip.speed,
+        crossfade_frames=line.crossfade,
+        burn_in=cues if spec.burn_captions else None,
+        preset=settings.encode_preset,
+        metadata={"comment": json.dumps({"avatar_model": model, "seed": spec.clip.seed}), "avatar_model": model},
+    )
     if on_progress is not None:
         on_progress(Progress("stitch", 1, 1, total, total), {"segment": n, "segments": n})
     finished = time.perf_counter()
@@ -267,13 +312,20 @@ def render_script(
         written[fmt] = path
     thumbnail = thumbnail_from_mp4(out_path, out_path.with_suffix(".jpg"))
     seg_docs = [
-        {"number": s.index + 1, "text": s.text, "seed": s.seed, "take": s.take, "frames": s.frames,
-         "start": round(a, 3), "end": round(b, 3), "reused": s.index not in todo,
-         **({"audio_start": s.audio_start, "seconds": s.seconds} if s.seconds is not None else {})}
+        {
+            "number": s.index + 1,
+            "text": s.text,
+            "seed": s.seed,
+            "take": s.take,
+            "frames": s.frames,
+            "start": round(a, 3),
+            "end": round(b, 3),
+            "reused": s.index not in todo,
+            **({"audio_start": s.audio_start, "seconds": s.seconds} if s.seconds is not None else {}),
+        }
         for s, (a, b) in zip(segments, bounds)
     ]
-    width, height = (draft_size(spec.clip.width, spec.clip.height) if spec.draft
-                     else (spec.clip.width, spec.clip.height))
+    width, height = draft_size(spec.clip.width, spec.clip.height) if spec.draft else (spec.clip.width, spec.clip.height)
     metadata = {
         "model": model,
         "tiny_checkpoint": engine.weights.tiny,
@@ -293,8 +345,11 @@ def render_script(
         "reference_image": bool(spec.clip.image),
         "audio_input": bool(spec.clip.audio),
         "lora": Path(spec.clip.lora).name if spec.clip.lora else None,
-        "timings": {"generate_s": round(stitch_start - started, 3), "stitch_s": round(finished - stitch_start, 3),
-                    "total_s": round(finished - started, 3)},
+        "timings": {
+            "generate_s": round(stitch_start - started, 3),
+            "stitch_s": round(finished - stitch_start, 3),
+            "total_s": round(finished - started, 3),
+        },
         "video": out_path.name,
         "thumbnail": thumbnail.name,
     }

@@ -223,8 +223,9 @@ def caption_layout(text: str, width: int, height: int) -> CaptionLayout:
             return probe.textlength(line, font=font) + 2 * stroke <= width - 2 * side
 
         wrapped = "\n".join(_wrap(words, fits))
-        left, top, right, _ = probe.multiline_textbbox((width / 2, bottom), wrapped, font=font, anchor="md",
-                                                        align="center", stroke_width=stroke)
+        left, top, right, _ = probe.multiline_textbbox(
+            (width / 2, bottom), wrapped, font=font, anchor="md", align="center", stroke_width=stroke
+        )
         room = bottom - (height / 2 if size > MIN_CAPTION_PX else edge)
         if (left >= side and right <= width - side and bottom - top <= room) or size == MIN_CAPTION_PX:
             return CaptionLayout(font, wrapped, stroke, width / 2, bottom)
@@ -233,9 +234,16 @@ def caption_layout(text: str, width: int, height: int) -> CaptionLayout:
 
 def burn_caption(frame: np.ndarray, layout: CaptionLayout) -> np.ndarray:
     img = Image.fromarray(frame)
-    ImageDraw.Draw(img).multiline_text((layout.x, layout.bottom), layout.text, font=layout.font,
-                                       fill=(255, 255, 255), anchor="md", align="center",
-                                       stroke_width=layout.stroke, stroke_fill=(0, 0, 0))
+    ImageDraw.Draw(img).multiline_text(
+        (layout.x, layout.bottom),
+        layout.text,
+        font=layout.font,
+        fill=(255, 255, 255),
+        anchor="md",
+        align="center",
+        stroke_width=layout.stroke,
+        stroke_fill=(0, 0, 0),
+    )
     return np.asarray(img)
 
 
@@ -268,8 +276,9 @@ def stitch(
                     frame = burn_caption(frame, layouts[cue.text])
             yield frame[None]
 
-    encode_mp4(chunks(), fps, out_path, audio=audio, sample_rate=sample_rate, speed=speed, metadata=metadata,
-               preset=preset)
+    encode_mp4(
+        chunks(), fps, out_path, audio=audio, sample_rate=sample_rate, speed=speed, metadata=metadata, preset=preset
+    )
     return line
 
 

@@ -10,8 +10,13 @@ from ltx2.settings import Settings
 from ltx2.store.documents import iso
 from ltx2.store.jobs import JobStore
 
-MEDIA_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".json": "application/json",
-               ".srt": "application/x-subrip; charset=utf-8", ".vtt": "text/vtt; charset=utf-8"}
+MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".jpg": "image/jpeg",
+    ".json": "application/json",
+    ".srt": "application/x-subrip; charset=utf-8",
+    ".vtt": "text/vtt; charset=utf-8",
+}
 
 
 def file_document(record, base_url: str) -> dict:
@@ -29,10 +34,12 @@ def file_document(record, base_url: str) -> dict:
 
 
 def upload_limits(settings: Settings) -> UploadLimits:
-    return UploadLimits(max_image_bytes=min(20, settings.max_upload_mb) * 2**20,
-                        max_audio_bytes=settings.max_upload_mb * 2**20,
-                        max_audio_seconds=settings.max_script_seconds,
-                        max_image_pixels=int(settings.max_image_mp * 1_000_000))
+    return UploadLimits(
+        max_image_bytes=min(20, settings.max_upload_mb) * 2**20,
+        max_audio_bytes=settings.max_upload_mb * 2**20,
+        max_audio_seconds=settings.max_script_seconds,
+        max_image_pixels=int(settings.max_image_mp * 1_000_000),
+    )
 
 
 def add_upload(store: JobStore, settings: Settings, stream, filename: str | None):
@@ -42,13 +49,20 @@ def add_upload(store: JobStore, settings: Settings, stream, filename: str | None
     except UploadError as exc:
         raise Problem(exc.status, exc.detail, title=exc.title) from exc
     meta = {k: getattr(stored, k) for k in ("width", "height", "duration") if getattr(stored, k, None) is not None}
-    return store.add_file(kind=stored.kind, content_type=stored.content_type,
-                          path=stored.path.relative_to(settings.uploads_dir).as_posix(), sha256=stored.sha256,
-                          size=stored.size, original_name=(filename or "")[:255] or None, meta=meta)
+    return store.add_file(
+        kind=stored.kind,
+        content_type=stored.content_type,
+        path=stored.path.relative_to(settings.uploads_dir).as_posix(),
+        sha256=stored.sha256,
+        size=stored.size,
+        original_name=(filename or "")[:255] or None,
+        meta=meta,
+    )
 
 
-def add_image(store: JobStore, settings: Settings, stream, filename: str | None, *, field: str,
-              purpose: str | None = None):
+def add_image(
+    store: JobStore, settings: Settings, stream, filename: str | None, *, field: str, purpose: str | None = None
+):
     """An image upload (reference photo, training photo); the problem names `field`."""
     try:
         stored = store_image(stream, settings.uploads_dir, upload_limits(settings))
@@ -57,9 +71,15 @@ def add_image(store: JobStore, settings: Settings, stream, filename: str | None,
     meta = {"width": stored.width, "height": stored.height}
     if purpose:
         meta["purpose"] = purpose
-    return store.add_file(kind="image", content_type=stored.content_type,
-                          path=stored.path.relative_to(settings.uploads_dir).as_posix(), sha256=stored.sha256,
-                          size=stored.size, original_name=filename, meta=meta)
+    return store.add_file(
+        kind="image",
+        content_type=stored.content_type,
+        path=stored.path.relative_to(settings.uploads_dir).as_posix(),
+        sha256=stored.sha256,
+        size=stored.size,
+        original_name=filename,
+        meta=meta,
+    )
 
 
 def drop(store: JobStore, settings: Settings, file_id: str) -> None:

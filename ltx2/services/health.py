@@ -16,9 +16,19 @@ from ltx2.store.models import utcnow
 
 
 def worker_document(w, alive: bool) -> dict:
-    return {"id": w.id, "host": w.host, "pid": w.pid, "device": w.device, "state": w.state, "job_id": w.job_id,
-            "model": w.model, "error": w.error, "alive": alive,
-            "started_at": as_utc(w.started_at).isoformat(), "last_heartbeat": as_utc(w.heartbeat_at).isoformat()}
+    return {
+        "id": w.id,
+        "host": w.host,
+        "pid": w.pid,
+        "device": w.device,
+        "state": w.state,
+        "job_id": w.job_id,
+        "model": w.model,
+        "error": w.error,
+        "alive": alive,
+        "started_at": as_utc(w.started_at).isoformat(),
+        "last_heartbeat": as_utc(w.heartbeat_at).isoformat(),
+    }
 
 
 def worker_summary(store: JobStore, settings: Settings) -> tuple[str, list[dict], dict]:
@@ -43,16 +53,23 @@ def worker_summary(store: JobStore, settings: Settings) -> tuple[str, list[dict]
         state = "STARTING"  # no worker has registered yet
     else:
         state = "DEFUNCT"
-    workers = [worker_document(w, w.id in alive_ids) for w in everyone
-               if w.id in alive_ids or w.state == WorkerState.FAILED]
+    workers = [
+        worker_document(w, w.id in alive_ids) for w in everyone if w.id in alive_ids or w.state == WorkerState.FAILED
+    ]
     return state, workers, queue
 
 
 def health(store: JobStore, settings: Settings) -> dict:
     state, workers, queue = worker_summary(store, settings)
     model = next((w["model"] for w in workers if w["alive"] and w["model"]), {})
-    return {"status": "healthy", "state": state, "workers": sum(w["alive"] for w in workers), "queue": queue,
-            "model": model.get("family"), "tiny_checkpoint": model.get("tiny")}
+    return {
+        "status": "healthy",
+        "state": state,
+        "workers": sum(w["alive"] for w in workers),
+        "queue": queue,
+        "model": model.get("family"),
+        "tiny_checkpoint": model.get("tiny"),
+    }
 
 
 def health_check(store: JobStore, settings: Settings, *, detail: bool = True) -> dict:
@@ -108,15 +125,16 @@ class _JobsCollector:
         for status in STATUSES:
             by_status.add_metric([status], counts.get(status, 0))
         yield by_status
-        yield GaugeMetricFamily("avatar_queue_depth", "Jobs waiting for a worker",
-                                value=counts.get(JobStatus.STARTING, 0))
-        seconds = CounterMetricFamily("avatar_job_seconds", "Seconds finished jobs spent running",
-                                      labels=["status"])
+        yield GaugeMetricFamily(
+            "avatar_queue_depth", "Jobs waiting for a worker", value=counts.get(JobStatus.STARTING, 0)
+        )
+        seconds = CounterMetricFamily("avatar_job_seconds", "Seconds finished jobs spent running", labels=["status"])
         for status, total in self.store.finished_seconds().items():
             seconds.add_metric([status], total)
         yield seconds
-        yield CounterMetricFamily("avatar_jobs_finished", "Jobs that reached a final state",
-                                  value=self.store.finished_count())
+        yield CounterMetricFamily(
+            "avatar_jobs_finished", "Jobs that reached a final state", value=self.store.finished_count()
+        )
 
 
 def metrics(store: JobStore) -> bytes:

@@ -60,18 +60,26 @@ def check_input(store: JobStore, settings: Settings, inp: GenerateInput) -> None
     audio = store.get_file(inp.audio) if inp.audio is not None else None
     script = is_script(inp, settings, (audio.meta or {}).get("duration") if audio is not None else None)
     if script and inp.seconds is not None:
-        raise Problem(422, "input.seconds sets one clip's length; scripts (captions, crossfade, long texts) are "
-                      "timed by their text or recording: leave seconds out")
+        raise Problem(
+            422,
+            "input.seconds sets one clip's length; scripts (captions, crossfade, long texts) are "
+            "timed by their text or recording: leave seconds out",
+        )
     if inp.audio is not None or inp.seconds is not None:
         return
     try:
         if script:
-            split_script(inp.text, max_clip_seconds=segment_seconds(inp, settings),
-                         words_per_minute=settings.words_per_minute,
-                         max_script_seconds=settings.max_script_seconds, max_segments=settings.max_segments)
+            split_script(
+                inp.text,
+                max_clip_seconds=segment_seconds(inp, settings),
+                words_per_minute=settings.words_per_minute,
+                max_script_seconds=settings.max_script_seconds,
+                max_segments=settings.max_segments,
+            )
         else:
-            plan_clip(inp.text, fps=inp.fps, max_seconds=settings.max_seconds,
-                      words_per_minute=settings.words_per_minute)
+            plan_clip(
+                inp.text, fps=inp.fps, max_seconds=settings.max_seconds, words_per_minute=settings.words_per_minute
+            )
     except ValueError as exc:
         raise Problem(422, f"input.text: {exc}") from exc
 
@@ -89,18 +97,29 @@ def check_source(store: JobStore, settings: Settings, inp: GenerateInput) -> Non
         if not segments:
             raise Problem(422, f"prediction {source.prediction} is one clip, not a script: make it again instead")
         if source.segment is None or source.segment > len(segments):
-            raise Problem(404, f"prediction {source.prediction} has segments 1–{len(segments)}, "
-                          f"not {source.segment}")
+            raise Problem(404, f"prediction {source.prediction} has segments 1–{len(segments)}, not {source.segment}")
         limit = segment_seconds(inp, settings)
         speech = estimate_speech_seconds(source.text or "", settings.words_per_minute)
         if source.text is not None and inp.audio is None and speech > limit:
-            raise Problem(422, f"text: the new text for segment {source.segment} is about {speech:.1f} s of speech; "
-                          f"a segment of this script holds at most {limit:g} s. Shorten it, or retake the "
-                          "neighbouring segment with the rest of the words.")
+            raise Problem(
+                422,
+                f"text: the new text for segment {source.segment} is about {speech:.1f} s of speech; "
+                f"a segment of this script holds at most {limit:g} s. Shorten it, or retake the "
+                "neighbouring segment with the rest of the words.",
+            )
 
 
-def create_job(store: JobStore, settings: Settings, kind: str, inp: dict, *, webhook: str | None,
-               events: list[str] | None, idempotency_key: str | None, retried_from: str | None = None):
+def create_job(
+    store: JobStore,
+    settings: Settings,
+    kind: str,
+    inp: dict,
+    *,
+    webhook: str | None,
+    events: list[str] | None,
+    idempotency_key: str | None,
+    retried_from: str | None = None,
+):
     if webhook is not None:
         try:
             webhook = validate_webhook_url(webhook)
@@ -111,19 +130,34 @@ def create_job(store: JobStore, settings: Settings, kind: str, inp: dict, *, web
     elif events is not None:
         raise Problem(422, "webhook_events_filter needs a webhook")
     try:
-        return store.create(kind, inp, webhook=webhook, webhook_events_filter=events,
-                            idempotency_key=idempotency_key, retried_from=retried_from)
+        return store.create(
+            kind,
+            inp,
+            webhook=webhook,
+            webhook_events_filter=events,
+            idempotency_key=idempotency_key,
+            retried_from=retried_from,
+        )
     except IdempotencyConflict as exc:
-        raise Problem(409, "this Idempotency-Key was already used with a different request",
-                      extra={"existing": exc.existing.id}) from exc
+        raise Problem(
+            409, "this Idempotency-Key was already used with a different request", extra={"existing": exc.existing.id}
+        ) from exc
 
 
-def create(store: JobStore, settings: Settings, inp: GenerateInput, *, webhook: str | None,
-           events: list[str] | None, idempotency_key: str | None):
+def create(
+    store: JobStore,
+    settings: Settings,
+    inp: GenerateInput,
+    *,
+    webhook: str | None,
+    events: list[str] | None,
+    idempotency_key: str | None,
+):
     """Check and queue a generate job; (job, created) — an idempotent repeat returns the first job."""
     check_input(store, settings, inp)
-    return create_job(store, settings, "generate", inp.model_dump(), webhook=webhook, events=events,
-                      idempotency_key=idempotency_key)
+    return create_job(
+        store, settings, "generate", inp.model_dump(), webhook=webhook, events=events, idempotency_key=idempotency_key
+    )
 
 
 async def wait_for(store: JobStore, job_id: str, prefer: str | None):
@@ -159,8 +193,16 @@ def retry(store: JobStore, settings: Settings, job):
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELED):
         raise Problem(409, f"prediction {job.id} is {job.status}; only failed or canceled ones can be retried")
     check_input(store, settings, GenerateInput.model_validate(job.input))
-    new, _ = create_job(store, settings, job.kind, job.input, webhook=job.webhook,
-                        events=job.webhook_events_filter, idempotency_key=None, retried_from=job.id)
+    new, _ = create_job(
+        store,
+        settings,
+        job.kind,
+        job.input,
+        webhook=job.webhook,
+        events=job.webhook_events_filter,
+        idempotency_key=None,
+        retried_from=job.id,
+    )
     return new
 
 
@@ -195,13 +237,19 @@ def remove_outputs(settings: Settings, job) -> int:
 def _derived(store: JobStore, settings: Settings, parent, inp: dict, idempotency_key: str | None):
     parsed = GenerateInput.model_validate(inp)
     check_input(store, settings, parsed)
-    job, _ = create_job(store, settings, "generate", parsed.model_dump(), webhook=parent.webhook,
-                        events=parent.webhook_events_filter, idempotency_key=idempotency_key)
+    job, _ = create_job(
+        store,
+        settings,
+        "generate",
+        parsed.model_dump(),
+        webhook=parent.webhook,
+        events=parent.webhook_events_filter,
+        idempotency_key=idempotency_key,
+    )
     return job
 
 
-def retake(store: JobStore, settings: Settings, parent, number: int, text: str | None,
-           idempotency_key: str | None):
+def retake(store: JobStore, settings: Settings, parent, number: int, text: str | None, idempotency_key: str | None):
     """A new job that makes segment `number` again (optionally with new text) and reuses the others."""
     if number < 1:
         raise Problem(404, f"segments are numbered from 1, not {number}")
@@ -214,8 +262,16 @@ def retake(store: JobStore, settings: Settings, parent, number: int, text: str |
     return _derived(store, settings, parent, inp, idempotency_key)
 
 
-def finalize(store: JobStore, settings: Settings, parent, *, mode: str, width: int | None, height: int | None,
-             idempotency_key: str | None):
+def finalize(
+    store: JobStore,
+    settings: Settings,
+    parent,
+    *,
+    mode: str,
+    width: int | None,
+    height: int | None,
+    idempotency_key: str | None,
+):
     """The same job again at full quality (same seed and segments)."""
     inp = dict(parent.input)
     inp.update(draft=False, mode=mode, width=width or inp["width"], height=height or inp["height"])

@@ -15,17 +15,33 @@ from ltx2.services.trainings import profile_document
 from ltx2.settings import Settings
 from ltx2.store.jobs import JobStore
 
-SEED_STATUS = {JobStatus.STARTING: "queued", JobStatus.PROCESSING: "processing", JobStatus.SUCCEEDED: "completed",
-               JobStatus.FAILED: "failed", JobStatus.CANCELED: "cancelled"}
+SEED_STATUS = {
+    JobStatus.STARTING: "queued",
+    JobStatus.PROCESSING: "processing",
+    JobStatus.SUCCEEDED: "completed",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELED: "cancelled",
+}
 
 
 def seed_to_ltx_strength(value: float) -> float:
     return round(0.5 + (value - 0.5) / 3.0, 4)
 
 
-def generate(store: JobStore, settings: Settings, *, text: str, reference_image, image_strength: float,
-             random_avatar: bool, avatar_description: str | None, use_trained_profile: bool,
-             trained_person_name: str | None, playback_speed: float, idempotency_key: str | None) -> dict:
+def generate(
+    store: JobStore,
+    settings: Settings,
+    *,
+    text: str,
+    reference_image,
+    image_strength: float,
+    random_avatar: bool,
+    avatar_description: str | None,
+    use_trained_profile: bool,
+    trained_person_name: str | None,
+    playback_speed: float,
+    idempotency_key: str | None,
+) -> dict:
     profile = None
     if use_trained_profile:
         profile = store.get_profile(trained_person_name or "")
@@ -33,19 +49,23 @@ def generate(store: JobStore, settings: Settings, *, text: str, reference_image,
             raise Problem(422, f"unknown face profile {trained_person_name!r} (see GET /training-status)")
     if not text.strip():
         raise Problem(422, "text is empty")
-    inp = {"text": text, "speed": playback_speed, "avatar_description": avatar_description,
-           "profile": profile.name if profile else None}
+    inp = {
+        "text": text,
+        "speed": playback_speed,
+        "avatar_description": avatar_description,
+        "profile": profile.name if profile else None,
+    }
     file_id, fresh = None, False
     if reference_image is not None and reference_image.filename and not random_avatar:
-        file_id = files.add_image(store, settings, reference_image.file, reference_image.filename,
-                                  field="reference_image").id
+        file_id = files.add_image(
+            store, settings, reference_image.file, reference_image.filename, field="reference_image"
+        ).id
         reused = _photo_of_earlier_request(store, settings, idempotency_key, file_id)
         file_id, fresh = reused or file_id, reused is None
         inp.update(image=file_id, image_strength=seed_to_ltx_strength(image_strength))
     try:
         parsed = GenerateInput.model_validate(inp)
-        job, _ = predictions.create(store, settings, parsed, webhook=None, events=None,
-                                    idempotency_key=idempotency_key)
+        job, _ = predictions.create(store, settings, parsed, webhook=None, events=None, idempotency_key=idempotency_key)
     except Exception:
         if fresh:  # a rejected request keeps nothing (an idempotency conflict included)
             files.drop(store, settings, file_id)
@@ -95,8 +115,15 @@ def training_status(store: JobStore, settings: Settings) -> dict:
     return {
         "trained_people": [p.name for p in profiles],
         "profiles": [profile_document(p, settings.base_url) for p in profiles],
-        "active_trainings": [{"job_id": j.id, "person_name": j.input.get("name"), "status": SEED_STATUS[j.status],
-                              "progress": j.progress_percent} for j in active],
+        "active_trainings": [
+            {
+                "job_id": j.id,
+                "person_name": j.input.get("name"),
+                "status": SEED_STATUS[j.status],
+                "progress": j.progress_percent,
+            }
+            for j in active
+        ],
         "is_training": bool(active),
     }
 

@@ -49,8 +49,9 @@ def read_photos(uploads) -> list[tuple[str, bytes]]:
     return photos
 
 
-def start_training(store: JobStore, settings: Settings, *, name: str, steps: int, uploads,
-                   idempotency_key: str | None = None, **extra):
+def start_training(
+    store: JobStore, settings: Settings, *, name: str, steps: int, uploads, idempotency_key: str | None = None, **extra
+):
     """Check everything, store the photos, queue the job. Nothing is kept if anything is wrong."""
     from ltx2.training.photos import PhotosRejected, check_count, validate_photos
 
@@ -68,8 +69,12 @@ def start_training(store: JobStore, settings: Settings, *, name: str, steps: int
         photos = read_photos(uploads)
         validate_photos(photos)
     except PhotosRejected as exc:
-        raise Problem(422, str(exc), title="Photos rejected",
-                      extra={"problems": [{"photo": p.name, "reason": p.reason} for p in exc.problems]}) from exc
+        raise Problem(
+            422,
+            str(exc),
+            title="Photos rejected",
+            extra={"problems": [{"photo": p.name, "reason": p.reason} for p in exc.problems]},
+        ) from exc
     file_ids = []
     try:
         for photo_name, data in photos:
@@ -81,8 +86,11 @@ def start_training(store: JobStore, settings: Settings, *, name: str, steps: int
         for file_id in file_ids:
             files.drop(store, settings, file_id)
         if isinstance(exc, IdempotencyConflict):
-            raise Problem(409, "this Idempotency-Key was already used with a different request",
-                          extra={"existing": exc.existing.id}) from exc
+            raise Problem(
+                409,
+                "this Idempotency-Key was already used with a different request",
+                extra={"existing": exc.existing.id},
+            ) from exc
         raise
     return job
 

@@ -73,8 +73,7 @@ _WEBM_VIDEO = {"vp8", "vp9", "av1"}
 _DURATION_SLACK_S = 0.1
 _CHUNK = 1 << 16
 _ACCEPTED_TEXT = (
-    f"Send a photo ({', '.join(ACCEPTED_IMAGE_FORMATS)}) "
-    f"or a voice recording ({', '.join(ACCEPTED_AUDIO_FORMATS)})."
+    f"Send a photo ({', '.join(ACCEPTED_IMAGE_FORMATS)}) or a voice recording ({', '.join(ACCEPTED_AUDIO_FORMATS)})."
 )
 
 Source = bytes | bytearray | memoryview | IO[bytes]
@@ -200,8 +199,7 @@ def _prepare_dir(dest_dir: Path | str) -> Path:
 
 def _rejected(exc: ImageRejected) -> UploadError:
     title = {413: "Upload too large", 415: "Unsupported media type"}.get(exc.status, "Invalid upload")
-    return UploadError(exc.status, title, f"the image is {exc.reason}" if exc.reason.startswith("too ")
-                       else exc.reason)
+    return UploadError(exc.status, title, f"the image is {exc.reason}" if exc.reason.startswith("too ") else exc.reason)
 
 
 def _open_image(path: Path) -> Image.Image | None:
@@ -303,9 +301,7 @@ def _finish_audio(container, tmp: Path, size: int, sha: str, dest_dir: Path, lim
                 if frame.sample_rate and frame.samples:
                     seconds += frame.samples / frame.sample_rate
                 if seconds > limit:
-                    raise _invalid(
-                        f"the recording is longer than the limit of {limits.max_audio_seconds:g} seconds"
-                    )
+                    raise _invalid(f"the recording is longer than the limit of {limits.max_audio_seconds:g} seconds")
         except UploadError:
             raise
         except Exception as e:

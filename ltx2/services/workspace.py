@@ -26,8 +26,11 @@ def status(store: JobStore, settings: Settings) -> dict:
     videos = sorted(settings.outputs_dir.glob("*.mp4")) if settings.outputs_dir.exists() else []
     temp_n, temp_b = _dir_usage(settings.temp_dir)
     up_n, up_b = _dir_usage(settings.uploads_dir)
-    out_b = sum(p.stat().st_size for p in settings.outputs_dir.glob("*") if p.is_file()) \
-        if settings.outputs_dir.exists() else 0
+    out_b = (
+        sum(p.stat().st_size for p in settings.outputs_dir.glob("*") if p.is_file())
+        if settings.outputs_dir.exists()
+        else 0
+    )
     disk = shutil.disk_usage(settings.outputs_dir if settings.outputs_dir.exists() else settings.outputs_dir.parent)
     return {
         "videos": len(videos),
@@ -91,8 +94,10 @@ def master_reset(store: JobStore, settings: Settings, confirm: str) -> dict:
         raise Problem(409, f"a job is still running and did not stop within {RESET_STOP_WAIT_S} s; nothing was deleted")
     store.clear_all()
     # Profile rows went with clear_all(); their photos and LoRA weights go too (faces must not linger).
-    removed = sum(empty_dir(p) for p in (settings.uploads_dir, settings.profiles_dir, settings.temp_dir,
-                                         settings.state_dir / "segments"))
+    removed = sum(
+        empty_dir(p)
+        for p in (settings.uploads_dir, settings.profiles_dir, settings.temp_dir, settings.state_dir / "segments")
+    )
     for path in settings.outputs_dir.glob("*"):
         if path.is_file() and path.suffix in (".mp4", ".jpg", ".json", ".srt", ".vtt"):
             path.unlink()

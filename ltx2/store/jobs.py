@@ -267,11 +267,21 @@ class JobStore:
                     raise
         existing = self.by_idempotency_key(idempotency_key)
         if existing is None:  # the key's owner was deleted in between
-            return self.create(kind, input, webhook=webhook, webhook_events_filter=webhook_events_filter,
-                               priority=priority, retried_from=retried_from)
+            return self.create(
+                kind,
+                input,
+                webhook=webhook,
+                webhook_events_filter=webhook_events_filter,
+                priority=priority,
+                retried_from=retried_from,
+            )
         # The webhook is part of the request: a retry that adds or changes one must not silently lose it.
         if (existing.kind, existing.input, existing.webhook, existing.webhook_events_filter) != (
-                kind, input, webhook, webhook_events_filter):
+            kind,
+            input,
+            webhook,
+            webhook_events_filter,
+        ):
             raise IdempotencyConflict(existing)
         return existing, False
 
@@ -289,7 +299,9 @@ class JobStore:
             return None
         with self.session() as s:
             ahead = s.scalar(
-                select(func.count()).select_from(Job).where(
+                select(func.count())
+                .select_from(Job)
+                .where(
                     Job.status == STARTING,
                     or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.seq < job.seq)),
                 )
@@ -297,7 +309,11 @@ class JobStore:
         return int(ahead or 0) + 1
 
     def list(
-        self, *, status: Iterable[str] | None = None, kind: str | None = None, cursor: int | None = None,
+        self,
+        *,
+        status: Iterable[str] | None = None,
+        kind: str | None = None,
+        cursor: int | None = None,
         limit: int = 50,
     ) -> tuple[list[Job], int | None]:
         """Newest first. `cursor` is the seq to continue below; returns (jobs, next cursor or None)."""
@@ -323,8 +339,9 @@ class JobStore:
         """Seconds finished jobs spent running, by final status (every final status present)."""
         with self.session() as s:
             rows = s.execute(
-                select(Job.status, Job.started_at, Job.completed_at)
-                .where(Job.status.in_(TERMINAL), Job.started_at.is_not(None))
+                select(Job.status, Job.started_at, Job.completed_at).where(
+                    Job.status.in_(TERMINAL), Job.started_at.is_not(None)
+                )
             ).all()
         totals = {str(status): 0.0 for status in TERMINAL}
         for status, started, completed in rows:
@@ -348,10 +365,24 @@ class JobStore:
             s.commit()
         return n == 1
 
-    def set_progress(self, job_id: str, *, phase: str, step: int, total: int, percent: float,
-                     data: dict | None = None, worker_id: str | None = None) -> None:
-        values = dict(progress_phase=phase, progress_step=step, progress_total=total,
-                      progress_percent=round(percent, 2), heartbeat_at=self._clock())
+    def set_progress(
+        self,
+        job_id: str,
+        *,
+        phase: str,
+        step: int,
+        total: int,
+        percent: float,
+        data: dict | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        values = dict(
+            progress_phase=phase,
+            progress_step=step,
+            progress_total=total,
+            progress_percent=round(percent, 2),
+            heartbeat_at=self._clock(),
+        )
         if data is not None:
             values["progress_data"] = data
         stmt = update(Job).where(Job.id == job_id, Job.status == PROCESSING)
@@ -379,10 +410,28 @@ class JobStore:
 
     # --- files -----------------------------------------------------------------------------------------
 
-    def add_file(self, *, kind: str, content_type: str, path: str, sha256: str, size: int,
-                 original_name: str | None = None, meta: dict | None = None) -> FileRecord:
-        record = FileRecord(id=new_id(), kind=kind, content_type=content_type, path=path, sha256=sha256,
-                            size=size, original_name=original_name, meta=meta or {}, created_at=utcnow())
+    def add_file(
+        self,
+        *,
+        kind: str,
+        content_type: str,
+        path: str,
+        sha256: str,
+        size: int,
+        original_name: str | None = None,
+        meta: dict | None = None,
+    ) -> FileRecord:
+        record = FileRecord(
+            id=new_id(),
+            kind=kind,
+            content_type=content_type,
+            path=path,
+            sha256=sha256,
+            size=size,
+            original_name=original_name,
+            meta=meta or {},
+            created_at=utcnow(),
+        )
         with self.session() as s:
             s.add(record)
             s.commit()
@@ -432,22 +481,57 @@ class JobStore:
 
     # --- webhooks and workers --------------------------------------------------------------------------
 
-    def log_delivery(self, job_id: str, *, event: str, msg_id: str, attempt: int, ok: bool,
-                     status_code: int | None, error: str | None) -> None:
+    def log_delivery(
+        self,
+        job_id: str,
+        *,
+        event: str,
+        msg_id: str,
+        attempt: int,
+        ok: bool,
+        status_code: int | None,
+        error: str | None,
+    ) -> None:
         with self.session() as s:
             if s.scalar(select(Job.seq).where(Job.id == job_id)) is None:
                 return
-            s.add(WebhookDelivery(job_id=job_id, event=event, msg_id=msg_id, attempt=attempt, ok=ok,
-                                  status_code=status_code, error=error, at=utcnow()))
+            s.add(
+                WebhookDelivery(
+                    job_id=job_id,
+                    event=event,
+                    msg_id=msg_id,
+                    attempt=attempt,
+                    ok=ok,
+                    status_code=status_code,
+                    error=error,
+                    at=utcnow(),
+                )
+            )
             s.commit()
 
-    def worker_seen(self, worker_id: str, *, state: str, device: str = "", model: dict | None = None,
-                    job_id: str | None = None, error: str | None = None, pid: int = 0) -> None:
+    def worker_seen(
+        self,
+        worker_id: str,
+        *,
+        state: str,
+        device: str = "",
+        model: dict | None = None,
+        job_id: str | None = None,
+        error: str | None = None,
+        pid: int = 0,
+    ) -> None:
         with self.session() as s:
             row = s.get(WorkerRecord, worker_id)
             if row is None:
-                row = WorkerRecord(id=worker_id, host=socket.gethostname(), pid=pid, device=device, model=model or {},
-                             state=state, started_at=utcnow())
+                row = WorkerRecord(
+                    id=worker_id,
+                    host=socket.gethostname(),
+                    pid=pid,
+                    device=device,
+                    model=model or {},
+                    state=state,
+                    started_at=utcnow(),
+                )
                 s.add(row)
             row.state, row.job_id, row.error, row.heartbeat_at = state, job_id, error, self._clock()
             if device:
@@ -475,4 +559,3 @@ class JobStore:
             s.execute(delete(FileRecord))
             s.execute(delete(Profile))
             s.commit()
-

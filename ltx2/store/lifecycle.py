@@ -37,8 +37,15 @@ def _values_for(to: JobStatus) -> dict:
     if to == SUCCEEDED:
         values.update(progress_percent=100.0, progress_phase="done")
     if to == STARTING:  # requeued: forget the worker and its progress, keep the attempt count
-        values.update(worker_id=None, started_at=None, heartbeat_at=None, progress_phase=None,
-                      progress_step=0, progress_total=0, progress_percent=0.0)
+        values.update(
+            worker_id=None,
+            started_at=None,
+            heartbeat_at=None,
+            progress_phase=None,
+            progress_step=0,
+            progress_total=0,
+            progress_percent=0.0,
+        )
     return values
 
 
@@ -50,8 +57,18 @@ def _emit(store: JobStore, session: Session, job: Job, event: str) -> None:
     # per status move; log events can repeat within one, so they get fresh ids.
     msg_id = new_message_id() if event == "logs" else f"msg_{job.id}_{event}_{job.status_sequence}"
     body = json.dumps(job_document(job, store.base_url), separators=(",", ":"))
-    session.add(OutboxEvent(job_id=job.id, event=event, msg_id=msg_id, status_sequence=job.status_sequence,
-                            url=job.webhook, body=body, created_at=utcnow(), attempts=0))
+    session.add(
+        OutboxEvent(
+            job_id=job.id,
+            event=event,
+            msg_id=msg_id,
+            status_sequence=job.status_sequence,
+            url=job.webhook,
+            body=body,
+            created_at=utcnow(),
+            attempts=0,
+        )
+    )
 
 
 def _events_for(to: JobStatus) -> tuple[str, ...]:
@@ -95,8 +112,14 @@ def claim(store: JobStore, worker_id: str, kinds: Iterable[str]) -> Job | None:
     stmt = (
         update(Job)
         .where(Job.seq == pick.scalar_subquery(), Job.status == STARTING)
-        .values(**_values_for(PROCESSING), worker_id=worker_id, started_at=utcnow(), heartbeat_at=store._clock(),
-                attempt=Job.attempt + 1, progress_phase=PHASE_CLAIMED)
+        .values(
+            **_values_for(PROCESSING),
+            worker_id=worker_id,
+            started_at=utcnow(),
+            heartbeat_at=store._clock(),
+            attempt=Job.attempt + 1,
+            progress_phase=PHASE_CLAIMED,
+        )
     )
     with store.session() as s:
         job = _move(store, s, stmt, PROCESSING)  # the whole claimed row, in the same statement
@@ -140,8 +163,12 @@ def cancel(store: JobStore, job_id: str) -> Job | None:
     """
     assert STARTING in ALLOWED_MOVES[CANCELED]
     with store.session() as s:
-        job = _move(store, s, update(Job).where(Job.id == job_id, Job.status == STARTING)
-                    .values(**_values_for(CANCELED)), CANCELED)
+        job = _move(
+            store,
+            s,
+            update(Job).where(Job.id == job_id, Job.status == STARTING).values(**_values_for(CANCELED)),
+            CANCELED,
+        )
         if job is None:
             # A running job stays running until its worker has stopped; it then moves itself to canceled.
             s.execute(update(Job).where(Job.id == job_id, Job.status == PROCESSING).values(cancel_requested=True))
@@ -158,8 +185,7 @@ def reap(store: JobStore, stale_after_s: float, *, max_attempts: int = 2) -> lis
     cutoff = store._clock() - timedelta(seconds=stale_after_s)
     with store.session() as s:
         stale = s.execute(
-            select(Job.id, Job.attempt, Job.cancel_requested)
-            .where(Job.status == PROCESSING, Job.heartbeat_at < cutoff)
+            select(Job.id, Job.attempt, Job.cancel_requested).where(Job.status == PROCESSING, Job.heartbeat_at < cutoff)
         ).all()
     moved = []
     for job_id, attempt, cancel_flag in stale:
@@ -171,8 +197,11 @@ def reap(store: JobStore, stale_after_s: float, *, max_attempts: int = 2) -> lis
         else:
             target = FAILED
             extra = {"error_code": "worker_lost", "error": "the worker running this job stopped responding"}
-        stmt = (update(Job).where(Job.id == job_id, Job.status == PROCESSING, Job.heartbeat_at < cutoff)
-                .values(**_values_for(target), **extra))
+        stmt = (
+            update(Job)
+            .where(Job.id == job_id, Job.status == PROCESSING, Job.heartbeat_at < cutoff)
+            .values(**_values_for(target), **extra)
+        )
         note = {STARTING: "requeued", FAILED: "failed (worker_lost)", CANCELED: "canceled"}[target]
         with store.session() as s:
             job = _move(store, s, stmt, target)

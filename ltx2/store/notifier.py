@@ -87,12 +87,17 @@ class Notifier:
         """Take every due message not already in flight here and hand it to a delivery thread."""
         now = utcnow()
         with self.store.session() as s:
-            ids = list(s.scalars(
-                select(OutboxEvent.id)
-                .where(OutboxEvent.delivered_at.is_(None),
-                       or_(OutboxEvent.lease_until.is_(None), OutboxEvent.lease_until < now))
-                .order_by(OutboxEvent.id).limit(100)
-            ))
+            ids = list(
+                s.scalars(
+                    select(OutboxEvent.id)
+                    .where(
+                        OutboxEvent.delivered_at.is_(None),
+                        or_(OutboxEvent.lease_until.is_(None), OutboxEvent.lease_until < now),
+                    )
+                    .order_by(OutboxEvent.id)
+                    .limit(100)
+                )
+            )
         taken = 0
         for row_id in ids:
             with self._lock:
@@ -107,8 +112,9 @@ class Notifier:
                 self._in_flight.add(row_id)
             # Daemon threads: exiting never waits on a slow receiver; an unfinished message is sent again by
             # whichever notifier finds its lease run out.
-            threading.Thread(target=self._deliver, args=(row,), name=f"webhook-{row.job_id}-{row.event}",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._deliver, args=(row,), name=f"webhook-{row.job_id}-{row.event}", daemon=True
+            ).start()
             taken += 1
         return taken
 
@@ -117,8 +123,11 @@ class Notifier:
         with self.store.session() as s:
             row = s.scalar(
                 update(OutboxEvent)
-                .where(OutboxEvent.id == row_id, OutboxEvent.delivered_at.is_(None),
-                       or_(OutboxEvent.lease_until.is_(None), OutboxEvent.lease_until < now))
+                .where(
+                    OutboxEvent.id == row_id,
+                    OutboxEvent.delivered_at.is_(None),
+                    or_(OutboxEvent.lease_until.is_(None), OutboxEvent.lease_until < now),
+                )
                 .values(lease_until=now + timedelta(seconds=self.LEASE_S), attempts=OutboxEvent.attempts + 1)
                 .returning(OutboxEvent)
                 .execution_options(synchronize_session=False)
@@ -132,15 +141,24 @@ class Notifier:
                 self._secret = webhook_secret(self.settings)
 
             def log(attempt) -> None:
-                self.store.log_delivery(row.job_id, event=row.event, msg_id=row.msg_id, attempt=attempt.attempt,
-                                        ok=attempt.ok, status_code=attempt.status_code, error=attempt.error)
+                self.store.log_delivery(
+                    row.job_id,
+                    event=row.event,
+                    msg_id=row.msg_id,
+                    attempt=attempt.attempt,
+                    ok=attempt.ok,
+                    status_code=attempt.status_code,
+                    error=attempt.error,
+                )
 
             with Deliverer(self._secret) as deliverer:
-                result = deliverer.deliver_with_retry(row.url, row.event, row.body.encode(), row.msg_id,
-                                                      on_attempt=log)
+                result = deliverer.deliver_with_retry(row.url, row.event, row.body.encode(), row.msg_id, on_attempt=log)
             with self.store.session() as s:
-                s.execute(update(OutboxEvent).where(OutboxEvent.id == row.id)
-                          .values(delivered_at=utcnow(), ok=result.ok, lease_until=None))
+                s.execute(
+                    update(OutboxEvent)
+                    .where(OutboxEvent.id == row.id)
+                    .values(delivered_at=utcnow(), ok=result.ok, lease_until=None)
+                )
                 s.commit()
         except Exception:  # noqa: BLE001 - a webhook must never take a job or a process down
             logger.exception("webhook {} for job {} failed", row.event, row.job_id)

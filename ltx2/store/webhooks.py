@@ -84,7 +84,7 @@ def _key(secret: str | bytes) -> bytes:
     elif isinstance(secret, str):
         if secret.startswith(SECRET_PREFIX):
             try:
-                key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+                key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise ValueError("webhook secret starts with 'whsec_' but the rest is not valid base64") from exc
         else:

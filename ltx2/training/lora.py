@@ -177,10 +177,21 @@ def train_face_lora(
                 _inject(model, targets, rank, alpha, seed)
                 meta = _metadata(token, rank, alpha, res, seed, engine, len(train_idx), templates)
                 losses, val_history = _train_loop(
-                    model, samples, held, contexts, positions,
-                    steps=steps, learning_rate=learning_rate, seed=seed, device=device, dtype=dtype,
-                    checkpoint_every=checkpoint_every, ckpt_path=ckpt_path, report=report,
-                    check_cancel=check_cancel, meta=meta,
+                    model,
+                    samples,
+                    held,
+                    contexts,
+                    positions,
+                    steps=steps,
+                    learning_rate=learning_rate,
+                    seed=seed,
+                    device=device,
+                    dtype=dtype,
+                    checkpoint_every=checkpoint_every,
+                    ckpt_path=ckpt_path,
+                    report=report,
+                    check_cancel=check_cancel,
+                    meta=meta,
                 )
                 final_loss = _tail_mean(losses)
                 report(TrainProgress("export", 0, 1, losses[-1], None, 0.0))
@@ -433,8 +444,22 @@ def _forward_loss(model, x0, noise, sigma, context, positions, dtype):
 
 
 def _train_loop(
-    model, samples, held, contexts, positions, *, steps, learning_rate, seed, device, dtype,
-    checkpoint_every, ckpt_path, report, check_cancel, meta,
+    model,
+    samples,
+    held,
+    contexts,
+    positions,
+    *,
+    steps,
+    learning_rate,
+    seed,
+    device,
+    dtype,
+    checkpoint_every,
+    ckpt_path,
+    report,
+    check_cancel,
+    meta,
 ):
     cuda = device.type == "cuda"
     params = [p for p in model.parameters() if p.requires_grad]

@@ -218,8 +218,11 @@ def validate_photos(
             found[i] = str(bad)
     problems = [PhotoProblem(sources[i][0], found[i]) for i in sorted(found)]
     if problems:
-        raise PhotosRejected(f"{len(problems)} of {len(sources)} photo(s) cannot be used: "
-                             + "; ".join(f"{p.name}: {p.reason}" for p in problems), problems)
+        raise PhotosRejected(
+            f"{len(problems)} of {len(sources)} photo(s) cannot be used: "
+            + "; ".join(f"{p.name}: {p.reason}" for p in problems),
+            problems,
+        )
     return photos
 
 

@@ -71,8 +71,9 @@ class Worker:
         self.store.worker_seen(self.id, state=WorkerState.STARTING, pid=os.getpid(), device=self.settings.device)
         loaded, beat_lock = threading.Event(), threading.Lock()
         # Real weights take minutes to load: keep heartbeating "starting" so /health-check says STARTING.
-        threading.Thread(target=self._heartbeat_while_loading, args=(loaded, beat_lock), name="loading-heartbeat",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._heartbeat_while_loading, args=(loaded, beat_lock), name="loading-heartbeat", daemon=True
+        ).start()
         try:
             from ltx2.engine.factory import load_engine
 
@@ -89,13 +90,19 @@ class Worker:
             loaded.set()
         info = self.engine.model_info
         self.store.worker_seen(self.id, state=WorkerState.READY, device=info["device"], model=info)
-        logger.info("worker {} ready in {:.1f}s on {} ({})", self.id, seconds, info["device"],
-                    "tiny checkpoint" if info["tiny"] else info["family"])
+        logger.info(
+            "worker {} ready in {:.1f}s on {} ({})",
+            self.id,
+            seconds,
+            info["device"],
+            "tiny checkpoint" if info["tiny"] else info["family"],
+        )
         last_seen = 0.0
         # PostgreSQL: idle workers LISTEN and are woken by a NOTIFY when a job is queued, so they only need to
         # look at the queue every heartbeat (a missed notification costs at most that); elsewhere they poll.
-        idle_wait = max(self.settings.poll_s, self.settings.heartbeat_s) if self.store.can_listen \
-            else self.settings.poll_s
+        idle_wait = (
+            max(self.settings.poll_s, self.settings.heartbeat_s) if self.store.can_listen else self.settings.poll_s
+        )
         while not self.stopping.is_set():
             job = lifecycle.claim(self.store, self.id, KINDS)
             if job is None:
@@ -150,9 +157,15 @@ class Worker:
             step, total = getattr(p, "overall_step", p.step), getattr(p, "overall_total", p.total)
             now = time.monotonic()
             if now - last_write[0] >= PROGRESS_INTERVAL_S or step >= total:
-                store.set_progress(job.id, phase=p.phase, step=step, total=total,
-                                   percent=100.0 * step / total if total else 0.0, data=data,
-                                   worker_id=self.id)
+                store.set_progress(
+                    job.id,
+                    phase=p.phase,
+                    step=step,
+                    total=total,
+                    percent=100.0 * step / total if total else 0.0,
+                    data=data,
+                    worker_id=self.id,
+                )
                 last_write[0] = now
 
         def should_cancel() -> bool:

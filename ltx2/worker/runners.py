@@ -87,25 +87,41 @@ def _output(result, **extra) -> dict:
     }
 
 
-def _run_script(engine, settings: Settings, store: JobStore, job, inp: GenerateInput, clip: ClipSpec, out: Path,
-                on_progress, should_cancel) -> dict:
+def _run_script(
+    engine,
+    settings: Settings,
+    store: JobStore,
+    job,
+    inp: GenerateInput,
+    clip: ClipSpec,
+    out: Path,
+    on_progress,
+    should_cancel,
+) -> dict:
     """Several segments, one video. The segment folder outlives a lost worker (the requeued job resumes from
     it); a cancel or a failure removes it."""
     import shutil
 
     from ltx2.domain.errors import JobCanceled
 
-    spec = ScriptSpec(clip=clip, text=inp.text, segment_seconds=segment_seconds(inp, settings),
-                      crossfade=inp.crossfade, captions=tuple(dict.fromkeys(inp.captions)),
-                      burn_captions=inp.burn_captions, draft=inp.draft)
+    spec = ScriptSpec(
+        clip=clip,
+        text=inp.text,
+        segment_seconds=segment_seconds(inp, settings),
+        crossfade=inp.crossfade,
+        captions=tuple(dict.fromkeys(inp.captions)),
+        burn_captions=inp.burn_captions,
+        draft=inp.draft,
+    )
     folder = segment_folder(settings, job.id)
     if inp.source is None:
         segments = plan_script(spec, settings)
     else:
         segments = _derived_plan(store, settings, inp, spec, folder)
     try:
-        result = render_script(engine, spec, segments, folder, out, settings, on_progress=on_progress,
-                               should_cancel=should_cancel)
+        result = render_script(
+            engine, spec, segments, folder, out, settings, on_progress=on_progress, should_cancel=should_cancel
+        )
     except JobCanceled:
         if store.cancel_requested(job.id):
             shutil.rmtree(folder, ignore_errors=True)
@@ -113,12 +129,12 @@ def _run_script(engine, settings: Settings, store: JobStore, job, inp: GenerateI
     except Exception:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return _output(result, captions={fmt: path.name for fmt, path in result.captions.items()},
-                   segments=result.segments)
+    return _output(result, captions={fmt: path.name for fmt, path in result.captions.items()}, segments=result.segments)
 
 
-def _derived_plan(store: JobStore, settings: Settings, inp: GenerateInput, spec: ScriptSpec,
-                  folder: Path) -> list[PlannedSegment]:
+def _derived_plan(
+    store: JobStore, settings: Settings, inp: GenerateInput, spec: ScriptSpec, folder: Path
+) -> list[PlannedSegment]:
     """The segments of the prediction this job retakes or finalizes: same texts, seeds and audio pieces.
 
     A retake changes one segment (new take, so a new seed; optionally new text) and links the other segments'
@@ -129,17 +145,22 @@ def _derived_plan(store: JobStore, settings: Settings, inp: GenerateInput, spec:
     docs = (parent.output or {}).get("segments") if parent is not None else None
     if not docs:
         raise InvalidInputError(f"prediction {source.prediction} has no segments to reuse (was it deleted?)")
-    segments = [PlannedSegment(d["number"] - 1, d["text"], d["seed"], d["take"], d.get("audio_start"),
-                               d.get("seconds")) for d in docs]
+    segments = [
+        PlannedSegment(d["number"] - 1, d["text"], d["seed"], d["take"], d.get("audio_start"), d.get("seconds"))
+        for d in docs
+    ]
     if source.action == "finalize":
         return segments
     index = source.segment - 1
     if index >= len(segments):
         raise InvalidInputError(f"prediction {source.prediction} has {len(segments)} segments, not {source.segment}")
     take = segments[index].take + 1
-    segments[index] = replace(segments[index], text=source.text or segments[index].text, take=take,
-                              seed=segment_seed(inp.seed, index, take))
-    link_segments(segment_folder(settings, source.prediction), folder, keep=[s.index for s in segments if s.index != index])
+    segments[index] = replace(
+        segments[index], text=source.text or segments[index].text, take=take, seed=segment_seed(inp.seed, index, take)
+    )
+    link_segments(
+        segment_folder(settings, source.prediction), folder, keep=[s.index for s in segments if s.index != index]
+    )
     return segments
 
 
@@ -168,19 +189,28 @@ def run_train(engine, settings: Settings, store: JobStore, job, on_progress, sho
     staging.mkdir(parents=True)
     curve: list[list[float]] = []
     try:
+
         def progress(p) -> None:
             if p.phase == "train" and p.loss is not None:
                 curve.append([p.step, round(float(p.loss), 5)])
                 if len(curve) > CURVE_POINTS:  # keep every other point of the older half
                     del curve[1 : len(curve) // 2 : 2]
-            on_progress(p, {"loss": p.loss, "smoothed_loss": p.smoothed_loss, "eta_s": p.eta_s,
-                            "curve": list(curve)})
+            on_progress(p, {"loss": p.loss, "smoothed_loss": p.smoothed_loss, "eta_s": p.eta_s, "curve": list(curve)})
 
         result = train_face_lora(
-            engine, photos, trigger=trigger_for(inp.name), out_path=staging / "lora.safetensors",
-            steps=inp.steps, rank=inp.rank, alpha=inp.alpha, learning_rate=inp.learning_rate,
-            resolution=inp.resolution, seed=inp.seed, checkpoint_every=inp.checkpoint_every,
-            on_progress=progress, should_cancel=should_cancel,
+            engine,
+            photos,
+            trigger=trigger_for(inp.name),
+            out_path=staging / "lora.safetensors",
+            steps=inp.steps,
+            rank=inp.rank,
+            alpha=inp.alpha,
+            learning_rate=inp.learning_rate,
+            resolution=inp.resolution,
+            seed=inp.seed,
+            checkpoint_every=inp.checkpoint_every,
+            on_progress=progress,
+            should_cancel=should_cancel,
         )
         names = []
         for i, photo in enumerate(photos):
@@ -191,10 +221,19 @@ def run_train(engine, settings: Settings, store: JobStore, job, on_progress, sho
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    profile = Profile(name=inp.name, trigger=trigger_for(inp.name), folder=final.name, lora="lora.safetensors",
-                      photos=names, best_photo=names[result.best_photo], steps=result.steps,
-                      final_loss=result.final_loss, validation_loss=result.validation_loss, training_job=job.id,
-                      created_at=utcnow())
+    profile = Profile(
+        name=inp.name,
+        trigger=trigger_for(inp.name),
+        folder=final.name,
+        lora="lora.safetensors",
+        photos=names,
+        best_photo=names[result.best_photo],
+        steps=result.steps,
+        final_loss=result.final_loss,
+        validation_loss=result.validation_loss,
+        training_job=job.id,
+        created_at=utcnow(),
+    )
     if not store.add_profile(profile):
         shutil.rmtree(final, ignore_errors=True)
         raise InvalidInputError(f"a face profile named {inp.name!r} was created while this one trained")

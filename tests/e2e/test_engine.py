@@ -113,8 +113,13 @@ def test_lora_for_another_model_is_refused(tiny, tmp_path, engine):
     from safetensors.torch import save_file
 
     bad = tmp_path / "other.safetensors"
-    save_file({"diffusion_model.nope.lora_A.weight": torch.zeros(2, 4, dtype=torch.bfloat16),
-               "diffusion_model.nope.lora_B.weight": torch.zeros(4, 2, dtype=torch.bfloat16)}, str(bad))
+    save_file(
+        {
+            "diffusion_model.nope.lora_A.weight": torch.zeros(2, 4, dtype=torch.bfloat16),
+            "diffusion_model.nope.lora_B.weight": torch.zeros(4, 2, dtype=torch.bfloat16),
+        },
+        str(bad),
+    )
     with pytest.raises(LoraMismatchError):
         run(engine, lora=bad)
     run(engine)  # the engine still serves the next job

@@ -24,13 +24,21 @@ from tests.pace import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "frontend" / "app.py"
-PAGES = ["views/create.py", "views/jobs.py", "views/gallery.py", "views/profiles.py", "views/workspace.py",
-         "views/server.py"]
+PAGES = [
+    "views/create.py",
+    "views/jobs.py",
+    "views/gallery.py",
+    "views/profiles.py",
+    "views/workspace.py",
+    "views/server.py",
+]
 SMALL = {"width": 128, "height": 128}  # the tiny checkpoint makes this in a few seconds on a CPU
 # About 24 s of speech: more than one clip (20 s), so three segments of at most 15 s (the blank line forces one).
-SCRIPT = ("Welcome to the studio tour. Today we look at how a long script becomes one video. The text is cut at "
-          "sentence ends, so every part stays natural. Each part is one clip that fits the model.\n\n"
-          "This paragraph always starts a new segment, because a blank line comes before it. Thanks for watching.")
+SCRIPT = (
+    "Welcome to the studio tour. Today we look at how a long script becomes one video. The text is cut at "
+    "sentence ends, so every part stays natural. Each part is one clip that fits the model.\n\n"
+    "This paragraph always starts a new segment, because a blank line comes before it. Thanks for watching."
+)
 SCRIPT_SEGMENTS = [
     "Welcome to the studio tour. Today we look at how a long script becomes one video. The text is cut at "
     "sentence ends, so every part stays natural.",
@@ -117,15 +125,21 @@ def test_create_estimate_validation_and_submit(at, server):
     no_exception(at)
     assert at.title[0].value == "Create a talking avatar"
     assert "Tiny test checkpoint loaded" in texts(at.warning)
-    assert at.radio(key="create_mode").options == ["Random avatar from a description", "Reference photo",
-                                                   "Trained face profile", "My own voice recording"]
+    assert at.radio(key="create_mode").options == [
+        "Random avatar from a description",
+        "Reference photo",
+        "Trained face profile",
+        "My own voice recording",
+    ]
 
     at.text_area(key="create_text").input("Hello there, welcome to the studio.").run()
     assert "of speech" in texts(at.caption)
     # One clip and one segment are said in the same sentence, with the server's numbers.
     lim = server.client.get("/v1/limits").json()
-    both = (f"Up to {lim['max_seconds']:g} s of speech is made as one clip; a longer text (or one with captions or a "
-            f"crossfade) becomes segments of at most {lim['segment_seconds']:g} s each")
+    both = (
+        f"Up to {lim['max_seconds']:g} s of speech is made as one clip; a longer text (or one with captions or a "
+        f"crossfade) becomes segments of at most {lim['segment_seconds']:g} s each"
+    )
     assert both in texts(at.caption)
     at.slider(key="create_speed").set_value(2.0).run()
     assert "at 2× speed" in texts(at.caption)
@@ -237,8 +251,9 @@ def test_create_long_script_plan_and_submit(at, server, monkeypatch):
 @pytest.fixture(scope="module")
 def finished_script(server) -> dict:
     """A finished draft of a three-segment script with both caption files, made through the API."""
-    job = server.client.post("/v1/predictions", json={"input": {
-        "text": SCRIPT, "captions": ["srt", "vtt"], "draft": True, **SMALL}}).json()
+    job = server.client.post(
+        "/v1/predictions", json={"input": {"text": SCRIPT, "captions": ["srt", "vtt"], "draft": True, **SMALL}}
+    ).json()
     assert "id" in job, job
     return server.wait_status(job["id"], ("succeeded",), timeout=600)
 
@@ -274,8 +289,12 @@ def test_jobs_script_segments_retake_finalize(at, server, finished_script):
     retake = at.session_state["focus_job"]
     assert retake != parent
     doc = server.client.get(f"/v1/predictions/{retake}").json()
-    assert doc["input"]["source"] == {"prediction": parent, "action": "retake", "segment": 2,
-                                      "text": "Every part fits the model well."}
+    assert doc["input"]["source"] == {
+        "prediction": parent,
+        "action": "retake",
+        "segment": 2,
+        "text": "Every part fits the model well.",
+    }
     assert at.text_input(key=f"retake-text-{parent}-2").value == "", "the box is emptied once it is sent"
     doc = server.wait_status(retake, ("succeeded",), timeout=240)
     at.run()
@@ -309,9 +328,17 @@ def test_jobs_script_segments_retake_finalize(at, server, finished_script):
 def test_jobs_queue_positions_cancel_retry(at, server, finished):
     cancel_all(server)
     # A long job first, so the second one surely waits in the queue while the page looks at it.
-    first = server.client.post("/v1/predictions", json={"input": {
-        "text": "A long line that keeps the only worker busy for a while.", "mode": "two-stage",
-        "width": 256, "height": 256}}).json()
+    first = server.client.post(
+        "/v1/predictions",
+        json={
+            "input": {
+                "text": "A long line that keeps the only worker busy for a while.",
+                "mode": "two-stage",
+                "width": 256,
+                "height": 256,
+            }
+        },
+    ).json()
     second = server.client.post("/v1/predictions", json={"input": {"text": "Two.", **SMALL}}).json()
     at.switch_page("views/jobs.py").run()
     no_exception(at)
@@ -465,16 +492,20 @@ def test_first_clip_is_one_click(server, studio_env):
     inp = doc["input"]
     assert (inp["text"], inp["avatar_description"]) == (text, description)
     assert (inp["width"], inp["height"], inp["mode"]) == (128, 128, "distilled") and not inp.get("image")
-    print(f"one-click first clip: queued {doc['metrics']['queue_time']} s, made in "
-          f"{doc['metrics']['predict_time']} s, {doc['metrics']['total_time']} s in all")
+    print(
+        f"one-click first clip: queued {doc['metrics']['queue_time']} s, made in "
+        f"{doc['metrics']['predict_time']} s, {doc['metrics']['total_time']} s in all"
+    )
 
 
 def test_junk_in_every_file_input_is_said_under_the_field(at, server):
     at.text_area(key="create_text").input("Keep these words.").run()
     at.radio(key="create_mode").set_value("photo").run()
-    for name, data, why in (("notes.png", JUNK, "it is not a picture this studio can read"),
-                            ("cut.png", astronaut_png()[:4000], "it is not a picture this studio can read"),
-                            ("anim.png", gif(), "it is a GIF picture; use PNG, JPEG or WebP")):
+    for name, data, why in (
+        ("notes.png", JUNK, "it is not a picture this studio can read"),
+        ("cut.png", astronaut_png()[:4000], "it is not a picture this studio can read"),
+        ("anim.png", gif(), "it is a GIF picture; use PNG, JPEG or WebP"),
+    ):
         at.file_uploader(key="create_photo_upload").upload(name, data, "image/png").run()
         no_exception(at)
         assert f"{name}** was not taken: {why}" in texts(at.error), texts(at.error)
@@ -505,8 +536,9 @@ def test_junk_in_every_file_input_is_said_under_the_field(at, server):
     assert "Record or upload your voice first." in texts(at.error)
 
     at.switch_page("views/profiles.py").run()
-    at.file_uploader(key="train_photos_0").set_value([("notes.png", JUNK, "image/png"),
-                                                     ("anim.png", gif(), "image/png")]).run()
+    at.file_uploader(key="train_photos_0").set_value(
+        [("notes.png", JUNK, "image/png"), ("anim.png", gif(), "image/png")]
+    ).run()
     no_exception(at)
     assert "notes.png**: it is not a picture" in texts(at.markdown)
     assert "anim.png**: it is a GIF picture" in texts(at.markdown)
@@ -531,8 +563,9 @@ def test_guards_say_why_next_to_the_control(at, server):
     assert at.button(key="train_start").disabled
     assert "it still needs a profile name; 3 more photos (3–10 in all)" in texts(at.caption)
     at.text_input(key="train_name").input("Ada").run()
-    at.file_uploader(key="train_photos_0").set_value([("a.png", astronaut_png(0), "image/png"),
-                                                     ("b.png", astronaut_png(1), "image/png")]).run()
+    at.file_uploader(key="train_photos_0").set_value(
+        [("a.png", astronaut_png(0), "image/png"), ("b.png", astronaut_png(1), "image/png")]
+    ).run()
     assert "it still needs 1 more photo (3–10 in all)" in texts(at.caption)
     at.number_input(key="train_steps").set_value(5).run()
     assert "Training steps must be a whole number from 10 to 2,000." in texts(at.markdown)
@@ -548,10 +581,12 @@ def test_guards_say_why_next_to_the_control(at, server):
 def test_versions_grouped_with_thumbnails_and_every_file(at, server):
     cancel_all(server)
     body = {"input": {"text": "Versions of one line.", "captions": ["srt", "vtt"], **SMALL}}
-    first = server.wait_status(server.client.post("/v1/predictions", json=body).json()["id"], ("succeeded",),
-                               timeout=240)
-    again = server.wait_status(server.client.post("/v1/predictions", json=body).json()["id"], ("succeeded",),
-                               timeout=240)
+    first = server.wait_status(
+        server.client.post("/v1/predictions", json=body).json()["id"], ("succeeded",), timeout=240
+    )
+    again = server.wait_status(
+        server.client.post("/v1/predictions", json=body).json()["id"], ("succeeded",), timeout=240
+    )
     at.switch_page("views/gallery.py").run()
     no_exception(at)
     assert "2 versions of this text" in texts(at.caption)
@@ -559,8 +594,13 @@ def test_versions_grouped_with_thumbnails_and_every_file(at, server):
     assert len(version.options) == 2 and version.value == again["id"], "the newest version is shown first"
     assert at.image[0].captions == ["Version 2", "Version 1"], "each version has its thumbnail"
     labels = {b.label for b in at.get("download_button")}
-    assert {"Download MP4", "Download SRT captions", "Download WebVTT captions", "Download thumbnail",
-            "Download metadata"} <= labels, labels
+    assert {
+        "Download MP4",
+        "Download SRT captions",
+        "Download WebVTT captions",
+        "Download thumbnail",
+        "Download metadata",
+    } <= labels, labels
     version.set_value(first["id"]).run()
     no_exception(at)
     assert at.button(key=f"rerun-{first['id']}"), "the older version can be picked and used"
@@ -639,8 +679,9 @@ def test_every_page_says_when_the_server_is_down(page, studio_env):
 @pytest.fixture(scope="module")
 def keyed_server(tmp_path_factory):
     # API only (no worker): the key checks need no model.
-    with LiveServer(tmp_path_factory.mktemp("studio-keyed"), workers=0,
-                    env={"AVATAR_API_KEYS": '["right-key-123456"]'}) as live:
+    with LiveServer(
+        tmp_path_factory.mktemp("studio-keyed"), workers=0, env={"AVATAR_API_KEYS": '["right-key-123456"]'}
+    ) as live:
         yield live
 
 

@@ -40,10 +40,13 @@ def job_s() -> float:
     """One tiny-checkpoint clip or 10-step training, with room to spare (120 s on the reference machine)."""
     return scaled(120)
 
+
 LINE = "Hello there, welcome to the studio."
-SCRIPT = ("Welcome to the studio tour. Today we look at how a long script becomes one video. The text is cut at "
-          "sentence ends, so every part stays natural. Each part is one clip that fits the model.\n\n"
-          "This paragraph always starts a new segment, because a blank line comes before it. Thanks for watching.")
+SCRIPT = (
+    "Welcome to the studio tour. Today we look at how a long script becomes one video. The text is cut at "
+    "sentence ends, so every part stays natural. Each part is one clip that fits the model.\n\n"
+    "This paragraph always starts a new segment, because a blank line comes before it. Thanks for watching."
+)
 shared: dict = {}  # what one test leaves for the next (the clip's id, the screenshot folder)
 JUNK = b"Notes for Monday: call the studio about the shoot.\n" * 40  # a text file that a person renamed
 
@@ -65,7 +68,10 @@ class StudioServer(LiveServer):
         self.root.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ltx2.cli", "serve", "--port", str(self.port), "--workers", "1"],
-            env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             cwd=PROJECT_ROOT,
         )
         self.wait_for(self._ui_up, 60, "the studio to answer")
@@ -98,9 +104,19 @@ def browser(tmp_path_factory):
     shared["shots"] = tmp_path_factory.mktemp("screenshots")
     print(f"screenshots: {shared['shots']}")
     with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         yield chromium
         chromium.close()
 
@@ -136,7 +152,8 @@ def shot(page, name: str, at=None) -> None:
 
 def no_traceback(page) -> None:
     assert not page.locator('[data-testid="stException"]').count(), page.locator(
-        '[data-testid="stException"]').first.inner_text()
+        '[data-testid="stException"]'
+    ).first.inner_text()
     assert not page.get_by_text("ran into a problem it did not expect").count()
 
 
@@ -183,8 +200,12 @@ def face_photos(folder: Path) -> list[str]:
     from skimage import data
 
     image = Image.fromarray(data.astronaut())
-    variants = [image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), image.crop((10, 20, 490, 500)),
-                ImageEnhance.Brightness(image).enhance(0.8)]
+    variants = [
+        image,
+        image.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        image.crop((10, 20, 490, 500)),
+        ImageEnhance.Brightness(image).enhance(0.8),
+    ]
     paths = []
     for i, variant in enumerate(variants):
         path = folder / f"astronaut-{i + 1}.png"
@@ -198,8 +219,9 @@ def wait_for_video(page, seconds: float) -> None:
     while time.monotonic() < deadline and not page.locator("video").count():
         time.sleep(0.2)
     assert page.locator("video").count(), f"no video within {seconds}s"
-    page.wait_for_function("() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
-                           timeout=wait_ms())
+    page.wait_for_function(
+        "() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }", timeout=wait_ms()
+    )
 
 
 def test_first_clip_is_one_click(page, server):
@@ -220,8 +242,10 @@ def test_first_clip_is_one_click(page, server):
     jobs = server.client.get("/v1/predictions").json()["results"]
     assert len(jobs) == 1 and jobs[0]["status"] == "succeeded"
     assert (jobs[0]["input"]["width"], jobs[0]["input"]["height"]) == (128, 128)
-    print(f"one-click first clip: {took:.1f} s from the click to a playable video "
-          f"(server: {jobs[0]['metrics']['predict_time']} s making it)")
+    print(
+        f"one-click first clip: {took:.1f} s from the click to a playable video "
+        f"(server: {jobs[0]['metrics']['predict_time']} s making it)"
+    )
     server.client.delete(f"/v1/predictions/{jobs[0]['id']}")  # the tests below count the clips they make
 
 
@@ -317,8 +341,9 @@ def test_create_follow_watch_download(page, server, tmp_path):
     expect(page.locator('[data-testid="stProgress"]').first).to_contain_text("done · 100%")
 
     # The <video> loads and plays.
-    page.wait_for_function("() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
-                           timeout=wait_ms())
+    page.wait_for_function(
+        "() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }", timeout=wait_ms()
+    )
     played = page.evaluate("""async () => {
         const v = document.querySelector('video');
         v.muted = true;
@@ -337,8 +362,9 @@ def test_create_follow_watch_download(page, server, tmp_path):
     download.value.save_as(saved)
     named = re.fullmatch(r"hello-there-welcome-to-the-studio-(\d{4}-\d{2}-\d{2})-([0-9a-f]{8})\.mp4", saved.name)
     assert named, saved.name
-    job_id = next(j["id"] for j in server.client.get("/v1/predictions").json()["results"]
-                  if j["id"].startswith(named[2]))
+    job_id = next(
+        j["id"] for j in server.client.get("/v1/predictions").json()["results"] if j["id"].startswith(named[2])
+    )
     doc = server.client.get(f"/v1/predictions/{job_id}").json()
     assert doc["completed_at"].startswith(named[1])
     assert doc["status"] == "succeeded" and doc["input"]["text"] == LINE and doc["input"]["image"]
@@ -354,22 +380,32 @@ def test_create_follow_watch_download(page, server, tmp_path):
 def test_gallery_play_rerun_cancel_delete(page, server):
     clip = shared.get("clip")
     if clip is None:  # this test alone: make the clip through the API
-        clip = server.client.post("/v1/predictions", json={"input": {"text": LINE, "width": 128,
-                                                                      "height": 128}}).json()["id"]
+        clip = server.client.post(
+            "/v1/predictions", json={"input": {"text": LINE, "width": 128, "height": 128}}
+        ).json()["id"]
         server.wait_status(clip, ("succeeded",), timeout=job_s())
     open_page(page, server, "gallery")
     tile = page.locator(f".st-key-clip-{clip}")
     expect(tile.locator("video")).to_be_visible()
-    page.wait_for_function("() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }",
-                           timeout=wait_ms())
+    page.wait_for_function(
+        "() => { const v = document.querySelector('video'); return v && v.readyState >= 2; }", timeout=wait_ms()
+    )
     tile.get_by_text("Parameters").click()
     expect(tile.get_by_text("seed", exact=True)).to_be_visible()
     shot(page, "05-gallery")
 
     # A long job ahead keeps the re-run waiting in the queue, so canceling it does not race the worker.
-    blocker = server.client.post("/v1/predictions", json={"input": {
-        "text": "This one is long on purpose, so that the next job has to wait for its turn.",
-        "mode": "two-stage", "width": 256, "height": 256}}).json()["id"]
+    blocker = server.client.post(
+        "/v1/predictions",
+        json={
+            "input": {
+                "text": "This one is long on purpose, so that the next job has to wait for its turn.",
+                "mode": "two-stage",
+                "width": 256,
+                "height": 256,
+            }
+        },
+    ).json()["id"]
     tile.get_by_role("button", name="Re-run (same seed)").click()
     page.wait_for_url(re.compile(r"/jobs$"), timeout=wait_ms())
     expect(page.get_by_text("Waiting in the queue: position 1")).to_be_visible()
@@ -410,13 +446,17 @@ def test_train_profile_live_loss_then_listed(page, server, tmp_path):
     while time.monotonic() < deadline:
         server_error = page.get_by_text("The server failed on this request")
         if server_error.count():
-            pytest.fail("POST /v1/trainings answered with a server error (is face training, ltx2.training, in "
-                        f"this server?): {server_error.first.inner_text()}")
+            pytest.fail(
+                "POST /v1/trainings answered with a server error (is face training, ltx2.training, in "
+                f"this server?): {server_error.first.inner_text()}"
+            )
         trainings = server.client.get("/v1/trainings").json()["results"]
         failed = [t for t in trainings if t["status"] == "failed"]
         if failed:
-            pytest.fail(f"the worker failed the training ({failed[0]['error_code']}): {failed[0]['error']} — "
-                        "face training (ltx2.training) is missing or broken in the server")
+            pytest.fail(
+                f"the worker failed the training ({failed[0]['error_code']}): {failed[0]['error']} — "
+                "face training (ltx2.training) is missing or broken in the server"
+            )
         if page.get_by_text("Training now").count():
             live_card = True
             if page.locator('[data-testid="stVegaLiteChart"]').count():
@@ -481,9 +521,12 @@ def test_workspace_master_reset_needs_the_typed_word(page, server):
     # Deleting every finished job asks first, with the count; keeping them deletes nothing.
     page.get_by_text("Also delete finished jobs and their videos").click()
     page.get_by_role("button", name="Clean…").click()
-    finished = [j for j in server.client.get("/v1/predictions").json()["results"]
-                + server.client.get("/v1/trainings").json()["results"]
-                if j["status"] in ("succeeded", "failed", "canceled")]
+    finished = [
+        j
+        for j in server.client.get("/v1/predictions").json()["results"]
+        + server.client.get("/v1/trainings").json()["results"]
+        if j["status"] in ("succeeded", "failed", "canceled")
+    ]
     n = len(finished)
     question = page.get_by_text(re.compile(rf"This deletes {n} jobs? "))
     expect(question).to_be_visible()
@@ -491,8 +534,16 @@ def test_workspace_master_reset_needs_the_typed_word(page, server):
     shot(page, "13-workspace-clean-confirm", at=question)
     page.get_by_role("button", name="Keep them").click()
     expect(question).to_have_count(0)
-    assert len([j for j in server.client.get("/v1/predictions").json()["results"]
-                if j["status"] in ("succeeded", "failed", "canceled")]) >= 1, "nothing was deleted"
+    assert (
+        len(
+            [
+                j
+                for j in server.client.get("/v1/predictions").json()["results"]
+                if j["status"] in ("succeeded", "failed", "canceled")
+            ]
+        )
+        >= 1
+    ), "nothing was deleted"
     reset = page.get_by_role("button", name="Delete everything")
     expect(reset).to_be_disabled()
     word = page.get_by_role("textbox", name="Type RESET to confirm")

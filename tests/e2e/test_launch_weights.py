@@ -107,8 +107,13 @@ def launch(models: Path, tmp_path: Path) -> subprocess.CompletedProcess:
     after the weights banner, so nothing keeps running."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AVATAR_")}
     env.update(AVATAR_MODELS_DIR=str(models), AVATAR_OUTPUTS_DIR=str(tmp_path / "outputs"), AVATAR_API_KEYS="[]")
-    return subprocess.run(["bash", str(PROJECT_ROOT / "scripts" / "launch_ltx2.sh"), "--no-ui", "--host", "0.0.0.0"],
-                          capture_output=True, text=True, env=env, timeout=900)
+    return subprocess.run(
+        ["bash", str(PROJECT_ROOT / "scripts" / "launch_ltx2.sh"), "--no-ui", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ def test_chunks_are_released_as_they_are_encoded(tmp_path):
     def lazy():
         for i in range(0, len(frames), 8):
             still_alive.extend(k for k, r in enumerate(refs[:-1]) if r() is not None)
-            t = torch.from_numpy(frames[i:i + 8].copy())
+            t = torch.from_numpy(frames[i : i + 8].copy())
             refs.append(weakref.ref(t))
             yield t
             del t

@@ -56,8 +56,9 @@ FINISHED = ("success", "error", "crashed", "canceled")
 
 def run_bounded(cmd: list[str], *, env: dict, timeout: float, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run a command in its own process group; on timeout (or after it exits) nothing of it is left behind."""
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -147,32 +148,34 @@ class N8n:
     def env(self, **extra: str) -> dict[str, str]:
         # A clean environment: nothing from the caller's N8N_*/DB_* settings can point this n8n elsewhere.
         env = {k: os.environ[k] for k in ("PATH", "LANG", "TMPDIR") if k in os.environ}
-        env.update({
-            "HOME": str(self.folder),
-            "N8N_USER_FOLDER": str(self.folder),
-            "N8N_ENCRYPTION_KEY": ENCRYPTION_KEY,
-            "N8N_DIAGNOSTICS_ENABLED": "false",
-            "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
-            "N8N_TEMPLATES_ENABLED": "false",
-            "N8N_PERSONALIZATION_ENABLED": "false",
-            "N8N_COMMUNITY_PACKAGES_ENABLED": "false",
-            "N8N_LICENSE_AUTO_RENEW_ENABLED": "false",
-            "N8N_DIAGNOSTICS_CONFIG_FRONTEND": "",
-            "N8N_DIAGNOSTICS_CONFIG_BACKEND": "",
-            "EXTERNAL_FRONTEND_HOOKS_URLS": "",
-            "DO_NOT_TRACK": "1",
-            "N8N_LISTEN_ADDRESS": "127.0.0.1",
-            "N8N_HOST": "127.0.0.1",
-            "N8N_PORT": str(self.port),
-            "WEBHOOK_URL": f"http://127.0.0.1:{self.port}/",
-            "N8N_SECURE_COOKIE": "false",
-            # A second n8n process (or another test session) must not clash on the task broker's port 5679.
-            "N8N_RUNNERS_BROKER_PORT": str(free_port()),
-            # n8n 2.x blocks $env in expressions unless this is "false"; the workflows then use Config's defaults.
-            "N8N_BLOCK_ENV_ACCESS_IN_NODE": "false",
-            "AVATAR_SERVER_URL": self.server_url,
-            "AVATAR_CLIP_OPTIONS": json.dumps(QUICK),
-        })
+        env.update(
+            {
+                "HOME": str(self.folder),
+                "N8N_USER_FOLDER": str(self.folder),
+                "N8N_ENCRYPTION_KEY": ENCRYPTION_KEY,
+                "N8N_DIAGNOSTICS_ENABLED": "false",
+                "N8N_VERSION_NOTIFICATIONS_ENABLED": "false",
+                "N8N_TEMPLATES_ENABLED": "false",
+                "N8N_PERSONALIZATION_ENABLED": "false",
+                "N8N_COMMUNITY_PACKAGES_ENABLED": "false",
+                "N8N_LICENSE_AUTO_RENEW_ENABLED": "false",
+                "N8N_DIAGNOSTICS_CONFIG_FRONTEND": "",
+                "N8N_DIAGNOSTICS_CONFIG_BACKEND": "",
+                "EXTERNAL_FRONTEND_HOOKS_URLS": "",
+                "DO_NOT_TRACK": "1",
+                "N8N_LISTEN_ADDRESS": "127.0.0.1",
+                "N8N_HOST": "127.0.0.1",
+                "N8N_PORT": str(self.port),
+                "WEBHOOK_URL": f"http://127.0.0.1:{self.port}/",
+                "N8N_SECURE_COOKIE": "false",
+                # A second n8n process (or another test session) must not clash on the task broker's port 5679.
+                "N8N_RUNNERS_BROKER_PORT": str(free_port()),
+                # n8n 2.x blocks $env in expressions unless this is "false"; the workflows then use Config's defaults.
+                "N8N_BLOCK_ENV_ACCESS_IN_NODE": "false",
+                "AVATAR_SERVER_URL": self.server_url,
+                "AVATAR_CLIP_OPTIONS": json.dumps(QUICK),
+            }
+        )
         env.update(extra)
         return env
 
@@ -186,8 +189,18 @@ class N8n:
 
     def import_credential(self, key: str) -> None:
         path = self.folder.parent / f"{self.folder.name}-credential.json"
-        path.write_text(json.dumps([{"id": CREDENTIAL_ID, "name": CREDENTIAL_NAME, "type": "httpHeaderAuth",
-                                     "data": {"name": "Authorization", "value": f"Bearer {key}"}}]))
+        path.write_text(
+            json.dumps(
+                [
+                    {
+                        "id": CREDENTIAL_ID,
+                        "name": CREDENTIAL_NAME,
+                        "type": "httpHeaderAuth",
+                        "data": {"name": "Authorization", "value": f"Bearer {key}"},
+                    }
+                ]
+            )
+        )
         try:
             self.check("import:credentials", f"--input={path}")
         finally:
@@ -214,8 +227,14 @@ class N8n:
 
     @contextmanager
     def serve(self, timeout: float = 150):
-        self.proc = subprocess.Popen([str(self.binary), "start"], env=self.env(), cwd=self.folder,
-                                     stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(self.binary), "start"],
+            env=self.env(),
+            cwd=self.folder,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             self._wait_for_webhook(timeout)
             yield self
@@ -243,8 +262,9 @@ class N8n:
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        raise AssertionError(f"the webhook workflow did not become active within {timeout} s\n"
-                             + self.log.read_text()[-4000:])
+        raise AssertionError(
+            f"the webhook workflow did not become active within {timeout} s\n" + self.log.read_text()[-4000:]
+        )
 
     def wait_execution(self, execution_id: str, timeout: float = 180) -> Execution:
         db = self.folder / ".n8n" / "database.sqlite"
@@ -253,14 +273,19 @@ class N8n:
         status = None
         while time.monotonic() < deadline:
             with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as con:
-                row = con.execute("SELECT e.status, d.data FROM execution_entity e JOIN execution_data d "
-                                  "ON d.executionId = e.id WHERE e.id = ?", (int(execution_id),)).fetchone()
+                row = con.execute(
+                    "SELECT e.status, d.data FROM execution_entity e JOIN execution_data d "
+                    "ON d.executionId = e.id WHERE e.id = ?",
+                    (int(execution_id),),
+                ).fetchone()
             status = row[0] if row else None
             if status in FINISHED:
                 return Execution(status, unflatten(row[1]), self.log.read_text())
             time.sleep(0.5)
-        raise AssertionError(f"n8n execution {execution_id} did not finish within {timeout} s (status {status})\n"
-                             + self.log.read_text()[-4000:])
+        raise AssertionError(
+            f"n8n execution {execution_id} did not finish within {timeout} s (status {status})\n"
+            + self.log.read_text()[-4000:]
+        )
 
 
 # ------------------------------------------------------------------------------------------- fixtures
@@ -270,8 +295,10 @@ class N8n:
 def n8n_binary() -> Path:
     binary = N8N_DIR / "node_modules" / ".bin" / "n8n"
     if os.environ.get("AVATAR_SKIP_N8N") == "1" and not binary.exists():
-        pytest.skip("!!! n8n IS NOT INSTALLED and AVATAR_SKIP_N8N=1: the n8n workflow tests DID NOT RUN "
-                    "(./scripts/install_n8n.sh installs n8n 2.8.4; ./scripts/run_tests.sh does it for you) !!!")
+        pytest.skip(
+            "!!! n8n IS NOT INSTALLED and AVATAR_SKIP_N8N=1: the n8n workflow tests DID NOT RUN "
+            "(./scripts/install_n8n.sh installs n8n 2.8.4; ./scripts/run_tests.sh does it for you) !!!"
+        )
     # Idempotent: returns at once when this version is installed; the first install takes 5-8 minutes.
     proc = run_bounded([str(INSTALL), str(N8N_DIR)], env=dict(os.environ), timeout=1800, cwd=PROJECT_ROOT)
     assert proc.returncode == 0, f"install_n8n.sh failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
@@ -282,8 +309,10 @@ def n8n_binary() -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     # n8n listens on a free loopback port here (localhost:5678, the default allow-list entry, in real setups).
-    live = LiveServer(tmp_path_factory.mktemp("n8n-server"), env={"AVATAR_API_KEYS": json.dumps([API_KEY]),
-                                                                   "AVATAR_FETCH_ALLOW": '["127.0.0.1"]'})
+    live = LiveServer(
+        tmp_path_factory.mktemp("n8n-server"),
+        env={"AVATAR_API_KEYS": json.dumps([API_KEY]), "AVATAR_FETCH_ALLOW": '["127.0.0.1"]'},
+    )
     live.client.headers["Authorization"] = f"Bearer {API_KEY}"
     with live:
         yield live
@@ -423,44 +452,79 @@ def test_text_to_avatar_polls_the_job_and_downloads_the_mp4(n8n, server):
 def caller_workflow(items: list[dict]) -> dict:
     """A workflow of the test's own that calls text-to-avatar the way a user's workflow would: an Execute
     Workflow node mapping text, image_url and options, run once with all items."""
+
     def field(name: str, type_: str) -> dict:
-        return {"id": name, "displayName": name, "required": False, "defaultMatch": False, "display": True,
-                "canBeUsedToMatch": True, "type": type_, "removed": False}
+        return {
+            "id": name,
+            "displayName": name,
+            "required": False,
+            "defaultMatch": False,
+            "display": True,
+            "canBeUsedToMatch": True,
+            "type": type_,
+            "removed": False,
+        }
 
     return {
-        "id": "avatarTestCaller", "name": "test: calls text to avatar", "active": False,
+        "id": "avatarTestCaller",
+        "name": "test: calls text to avatar",
+        "active": False,
         "settings": {"executionOrder": "v1"},
         "nodes": [
-            {"id": "5b0e4a9e-1c11-4c57-9a47-0d1f00000001", "name": "Start", "type": "n8n-nodes-base.manualTrigger",
-             "typeVersion": 1, "position": [0, 0], "parameters": {}},
-            {"id": "5b0e4a9e-1c11-4c57-9a47-0d1f00000002", "name": "Clips", "type": "n8n-nodes-base.code",
-             "typeVersion": 2, "position": [220, 0],
-             "parameters": {"jsCode": f"return {json.dumps([{'json': i} for i in items])};"}},
-            {"id": "5b0e4a9e-1c11-4c57-9a47-0d1f00000003", "name": "Make avatars",
-             "type": "n8n-nodes-base.executeWorkflow", "typeVersion": 1.2, "position": [440, 0],
-             "parameters": {
-                 "workflowId": {"__rl": True, "value": TEXT, "mode": "id"},
-                 "workflowInputs": {
-                     "mappingMode": "defineBelow",
-                     "value": {"text": "={{ $json.text }}", "image_url": "={{ $json.image_url }}",
-                               "options": "={{ $json.options }}"},
-                     "matchingColumns": [],
-                     "schema": [field("text", "string"), field("image_url", "string"), field("options", "object")],
-                     "attemptToConvertTypes": False, "convertFieldsToString": True,
-                 },
-                 "options": {},
-             }},
+            {
+                "id": "5b0e4a9e-1c11-4c57-9a47-0d1f00000001",
+                "name": "Start",
+                "type": "n8n-nodes-base.manualTrigger",
+                "typeVersion": 1,
+                "position": [0, 0],
+                "parameters": {},
+            },
+            {
+                "id": "5b0e4a9e-1c11-4c57-9a47-0d1f00000002",
+                "name": "Clips",
+                "type": "n8n-nodes-base.code",
+                "typeVersion": 2,
+                "position": [220, 0],
+                "parameters": {"jsCode": f"return {json.dumps([{'json': i} for i in items])};"},
+            },
+            {
+                "id": "5b0e4a9e-1c11-4c57-9a47-0d1f00000003",
+                "name": "Make avatars",
+                "type": "n8n-nodes-base.executeWorkflow",
+                "typeVersion": 1.2,
+                "position": [440, 0],
+                "parameters": {
+                    "workflowId": {"__rl": True, "value": TEXT, "mode": "id"},
+                    "workflowInputs": {
+                        "mappingMode": "defineBelow",
+                        "value": {
+                            "text": "={{ $json.text }}",
+                            "image_url": "={{ $json.image_url }}",
+                            "options": "={{ $json.options }}",
+                        },
+                        "matchingColumns": [],
+                        "schema": [field("text", "string"), field("image_url", "string"), field("options", "object")],
+                        "attemptToConvertTypes": False,
+                        "convertFieldsToString": True,
+                    },
+                    "options": {},
+                },
+            },
         ],
-        "connections": {"Start": {"main": [[{"node": "Clips", "type": "main", "index": 0}]]},
-                        "Clips": {"main": [[{"node": "Make avatars", "type": "main", "index": 0}]]}},
+        "connections": {
+            "Start": {"main": [[{"node": "Clips", "type": "main", "index": 0}]]},
+            "Clips": {"main": [[{"node": "Make avatars", "type": "main", "index": 0}]]},
+        },
     }
 
 
 @pytest.mark.n8n
 @pytest.mark.slow
 def test_text_to_avatar_as_a_sub_workflow_returns_every_item_in_order(n8n, server, image_url, tmp_path):
-    clips = [{"text": "Without a photo.", "image_url": "", "options": {"seed": 7}},
-             {"text": "With a photo.", "image_url": image_url, "options": {"seed": 8}}]
+    clips = [
+        {"text": "Without a photo.", "image_url": "", "options": {"seed": 7}},
+        {"text": "With a photo.", "image_url": image_url, "options": {"seed": 8}},
+    ]
     caller = tmp_path / "caller.json"
     caller.write_text(json.dumps(caller_workflow(clips)))
     n8n.check("import:workflow", f"--input={caller}")

@@ -30,9 +30,18 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def job(server) -> dict:
     """A finished captioned clip: video, thumbnail, metadata, SRT and VTT."""
-    response = server.client.post("/v1/predictions", json={"input": {
-        "text": "Hello there. Welcome back.", "width": 64, "height": 64, "segment_seconds": 3.0,
-        "captions": ["srt", "vtt"]}})
+    response = server.client.post(
+        "/v1/predictions",
+        json={
+            "input": {
+                "text": "Hello there. Welcome back.",
+                "width": 64,
+                "height": 64,
+                "segment_seconds": 3.0,
+                "captions": ["srt", "vtt"],
+            }
+        },
+    )
     assert response.status_code == 201, response.text
     doc = server.wait_status(response.json()["id"], ("succeeded", "failed", "canceled"), timeout=300)
     assert doc["status"] == "succeeded", doc
@@ -56,8 +65,14 @@ def pull(python: Path, server: LiveServer, dest: Path, key: str | None = KEY) ->
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "AVATAR_"))}
     if key:
         env["AVATAR_API_KEY"] = key
-    return subprocess.run([str(python), str(SCRIPT), "--server", server.url, "--dest", str(dest)],
-                          capture_output=True, text=True, env=env, cwd=dest.parent, timeout=300)
+    return subprocess.run(
+        [str(python), str(SCRIPT), "--server", server.url, "--dest", str(dest)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=dest.parent,
+        timeout=300,
+    )
 
 
 def served(server: LiveServer, link: str) -> bytes:

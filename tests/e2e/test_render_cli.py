@@ -71,9 +71,24 @@ def test_cli_generate_end_to_end(tmp_path):
     env = {**os.environ, "AVATAR_MODELS_DIR": str(PROJECT_ROOT / "models")}
     env.pop("AVATAR_CHECKPOINT", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "ltx2.cli", "generate", "--text", "Hello there, welcome to the studio.",
-         "--width", "64", "--height", "64", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "ltx2.cli",
+            "generate",
+            "--text",
+            "Hello there, welcome to the studio.",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "TINY CHECKPOINT" in proc.stderr and "TINY CHECKPOINT" in proc.stdout
@@ -89,9 +104,26 @@ def test_cli_script_file_gives_one_captioned_video(tmp_path):
     env = {**os.environ, "AVATAR_MODELS_DIR": str(PROJECT_ROOT / "models"), "AVATAR_TEMP_DIR": str(tmp_path / "t")}
     env.pop("AVATAR_CHECKPOINT", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "ltx2.cli", "generate", "--script-file", str(script), "--captions", "srt,vtt",
-         "--width", "64", "--height", "64", "--out", str(out)],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "ltx2.cli",
+            "generate",
+            "--script-file",
+            str(script),
+            "--captions",
+            "srt,vtt",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "2 segment(s):" in proc.stdout and "TINY CHECKPOINT" in proc.stdout
@@ -108,8 +140,9 @@ def test_cli_script_file_gives_one_captioned_video(tmp_path):
 def test_cli_script_needs_exactly_one_source_of_words(tmp_path):
     result = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "x.mp4")])
     assert result.exit_code == 2 and "--script-file" in result.stderr
-    result = CliRunner().invoke(app, ["generate", "--text", "Hi.", "--captions", "ass",
-                                      "--out", str(tmp_path / "x.mp4")])
+    result = CliRunner().invoke(
+        app, ["generate", "--text", "Hi.", "--captions", "ass", "--out", str(tmp_path / "x.mp4")]
+    )
     assert result.exit_code == 2 and "srt, vtt" in result.stderr
 
 
@@ -136,7 +169,9 @@ def test_cli_bad_input_exits_with_one_clear_line(tmp_path, args, fragment):
 def test_cli_rejects_non_image_and_too_long_text(tmp_path):
     fake = tmp_path / "photo.jpg"
     fake.write_text("not a photo")
-    result = CliRunner().invoke(app, ["generate", "--text", "Hi.", "--image", str(fake), "--out", str(tmp_path / "x.mp4")])
+    result = CliRunner().invoke(
+        app, ["generate", "--text", "Hi.", "--image", str(fake), "--out", str(tmp_path / "x.mp4")]
+    )
     assert result.exit_code == 2 and "not an image" in result.stderr
     long_text = "This sentence goes on and on. " * 400  # ~18 minutes of speech: over the script maximum
     result = CliRunner().invoke(app, ["generate", "--text", long_text, "--out", str(tmp_path / "y.mp4")])

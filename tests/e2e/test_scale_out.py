@@ -37,7 +37,10 @@ class ApiOnly(LiveServer):
         self.root.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ltx2.cli", "api", "--port", str(self.port)],
-            env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            env=self.env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             cwd=PROJECT_ROOT,
         )
         self.wait_for(lambda: self._get("/health") is not None, 60, "the API to answer")
@@ -63,9 +66,14 @@ class ScaleOut:
         folder = self.root / machine
         folder.mkdir(parents=True, exist_ok=True)
         env = {**self.worker_env, "AVATAR_WORKER_NAME": machine, "AVATAR_TEMP_DIR": str(folder / "temp")}
-        proc = subprocess.Popen([sys.executable, "-m", "ltx2.cli", "worker"], env=env, cwd=PROJECT_ROOT,
-                                stdout=(folder / "worker.log").open("ab"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ltx2.cli", "worker"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=(folder / "worker.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.workers[machine] = proc
         return proc
 
@@ -102,8 +110,11 @@ def cluster(tmp_path_factory, pg_cluster, tiny):
         for machine in MACHINES:
             out.start_worker(machine)
         out.api.start()
-        out.api.wait_for(lambda: len([w for w in out.listed() if w["alive"] and w["state"] == "ready"]) == 3,
-                         180, "three READY workers")
+        out.api.wait_for(
+            lambda: len([w for w in out.listed() if w["alive"] and w["state"] == "ready"]) == 3,
+            180,
+            "three READY workers",
+        )
         yield out
     except BaseException:
         print(out.logs())

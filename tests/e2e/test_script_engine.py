@@ -17,8 +17,10 @@ from ltx2.render.script import ScriptSpec, plan_script, render_script
 from ltx2.script.stitch import SegmentFiles, read_frames
 from ltx2.settings import Settings
 
-FIVE = ("Hello and welcome. This clip is made from a script. Each sentence is spoken in turn. "
-        "The face stays the same throughout. Thanks for watching!")
+FIVE = (
+    "Hello and welcome. This clip is made from a script. Each sentence is spoken in turn. "
+    "The face stays the same throughout. Thanks for watching!"
+)
 
 
 @pytest.fixture
@@ -44,8 +46,9 @@ def test_a_five_sentence_script_becomes_one_captioned_video(engine, settings, tm
     def on_progress(p, data):
         seen.append((data["segment"], p.overall_step, p.overall_total))
 
-    result = render_script(engine, spec, segments, tmp_path / "seg", tmp_path / "out" / "a.mp4", settings,
-                           on_progress=on_progress)
+    result = render_script(
+        engine, spec, segments, tmp_path / "seg", tmp_path / "out" / "a.mp4", settings, on_progress=on_progress
+    )
     info = probe(result.video)
     frames = [s["frames"] for s in result.segments]
     fps = 24.0
@@ -75,7 +78,8 @@ def _seconds(stamp: str) -> float:
 
 
 def test_each_segment_starts_from_the_previous_last_frame_and_keeps_the_face_anchored(
-        engine, settings, tmp_path, face_photo, monkeypatch):
+    engine, settings, tmp_path, face_photo, monkeypatch
+):
     spec = spec_for("First line here. Second line follows. Third line ends it.", image=face_photo)
     segments = plan_script(spec, settings)
     assert len(segments) == 3

@@ -16,8 +16,10 @@ from tests.api_helpers import assert_problem
 from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.slow
-SCRIPT = ("Hello and welcome to the studio. Today we make a video from a script. "
-          "Every sentence becomes part of one clip. The face stays the same all the way. Thanks for watching!")
+SCRIPT = (
+    "Hello and welcome to the studio. Today we make a video from a script. "
+    "Every sentence becomes part of one clip. The face stays the same all the way. Thanks for watching!"
+)
 SMALL = {"width": 64, "height": 64, "segment_seconds": 3.0}
 
 
@@ -41,8 +43,10 @@ def finished(server, job_id: str, timeout: float = 300) -> dict:
 
 def segment_hashes(server, job_id: str, count: int) -> list[list[str]]:
     folder = server.root / "outputs" / ".state" / "segments" / job_id
-    return [[hashlib.sha256(f.tobytes()).hexdigest() for f in read_frames(SegmentFiles(folder, i).video)]
-            for i in range(count)]
+    return [
+        [hashlib.sha256(f.tobytes()).hexdigest() for f in read_frames(SegmentFiles(folder, i).video)]
+        for i in range(count)
+    ]
 
 
 def download(server, url: str, path):
@@ -82,14 +86,18 @@ def test_retake_of_segment_2_changes_only_segment_2(server, captioned, tmp_path)
     response = server.client.post(f"/v1/predictions/{parent['id']}/segments/2/retake", json={"text": new_text})
     assert response.status_code == 201, response.text
     retake = finished(server, response.json()["id"])
-    assert retake["input"]["source"] == {"prediction": parent["id"], "action": "retake", "segment": 2,
-                                         "text": new_text}
+    assert retake["input"]["source"] == {"prediction": parent["id"], "action": "retake", "segment": 2, "text": new_text}
     assert new_text in retake["input"]["text"]  # the job's text is the script as it now reads
     segs = retake["output"]["segments"]
     assert [s["reused"] for s in segs] == [i != 1 for i in range(n)]
-    assert segs[1]["text"] == new_text and segs[1]["take"] == 2 and segs[1]["seed"] != parent["output"]["segments"][1]["seed"]
-    assert [s["text"] for i, s in enumerate(segs) if i != 1] == \
-        [s["text"] for i, s in enumerate(parent["output"]["segments"]) if i != 1]
+    assert (
+        segs[1]["text"] == new_text
+        and segs[1]["take"] == 2
+        and segs[1]["seed"] != parent["output"]["segments"][1]["seed"]
+    )
+    assert [s["text"] for i, s in enumerate(segs) if i != 1] == [
+        s["text"] for i, s in enumerate(parent["output"]["segments"]) if i != 1
+    ]
     before, after = segment_hashes(server, parent["id"], n), segment_hashes(server, retake["id"], n)
     for i in range(n):
         if i == 1:
@@ -110,8 +118,9 @@ def test_retake_refuses_what_cannot_be_retaken(server, captioned):
     assert_problem(server.client.post(f"/v1/predictions/{pid}/segments/{n + 1}/retake"), 404)
     assert_problem(server.client.post(f"/v1/predictions/{pid}/segments/0/retake"), 404)
     assert_problem(server.client.post("/v1/predictions/nope/segments/1/retake"), 404)
-    body = assert_problem(server.client.post(f"/v1/predictions/{pid}/segments/1/retake",
-                                             json={"text": " ".join(["word"] * 60)}), 422)
+    body = assert_problem(
+        server.client.post(f"/v1/predictions/{pid}/segments/1/retake", json={"text": " ".join(["word"] * 60)}), 422
+    )
     assert "segment 1 is about" in body["detail"] and "at most 3 s" in body["detail"]
 
 
@@ -126,21 +135,28 @@ def test_a_draft_is_finalized_at_full_size_with_the_same_segments(server, tmp_pa
     info = probe(download(server, final["output"]["video_url"], tmp_path / "f.mp4") and tmp_path / "f.mp4")
     assert (info.width, info.height) == (128, 128)
     pick = ("number", "text", "seed", "take")
-    assert [{k: s[k] for k in pick} for s in final["output"]["segments"]] == \
-        [{k: s[k] for k in pick} for s in draft["output"]["segments"]]
+    assert [{k: s[k] for k in pick} for s in final["output"]["segments"]] == [
+        {k: s[k] for k in pick} for s in draft["output"]["segments"]
+    ]
 
 
 def test_cancel_mid_script_stops_cleanly_and_the_worker_moves_on(server):
     job = create(server, width=192, height=192, mode="two-stage", steps=60)
-    server.wait_for(lambda: (server.client.get(f"/v1/predictions/{job['id']}").json()["progress"].get("segment")
-                             or 0) >= 1 and server.client.get(f"/v1/predictions/{job['id']}").json()["progress"]
-                    ["step"] >= 2, 180, "the script to start")
+    server.wait_for(
+        lambda: (
+            (server.client.get(f"/v1/predictions/{job['id']}").json()["progress"].get("segment") or 0) >= 1
+            and server.client.get(f"/v1/predictions/{job['id']}").json()["progress"]["step"] >= 2
+        ),
+        180,
+        "the script to start",
+    )
     server.client.post(f"/v1/predictions/{job['id']}/cancel")
     doc = server.wait_status(job["id"], ("canceled", "failed", "succeeded"), timeout=60)
     assert doc["status"] == "canceled" and doc["output"] is None
     assert not (server.root / "outputs" / ".state" / "segments" / job["id"]).exists()
-    follow_up = server.client.post("/v1/predictions", json={"input": {"text": "Quick one.", "width": 64,
-                                                                      "height": 64, "seconds": 0.4}}).json()
+    follow_up = server.client.post(
+        "/v1/predictions", json={"input": {"text": "Quick one.", "width": 64, "height": 64, "seconds": 0.4}}
+    ).json()
     assert server.wait_status(follow_up["id"], ("succeeded", "failed"))["status"] == "succeeded"
 
 
@@ -149,8 +165,11 @@ def test_seed_generate_takes_a_long_text_as_a_script(server):
     response = server.client.post("/generate", data={"text": long_text, "playback_speed": "1.0"})
     assert response.status_code == 200, response.text
     job_id = response.json()["job_id"]
-    doc = server.wait_for(lambda: (d := server.client.get(f"/v1/predictions/{job_id}").json())["progress"]
-                          .get("segments") and d, 120, "the script's first segment")
+    doc = server.wait_for(
+        lambda: (d := server.client.get(f"/v1/predictions/{job_id}").json())["progress"].get("segments") and d,
+        120,
+        "the script's first segment",
+    )
     assert doc["input"]["text"] == long_text and doc["progress"]["segments"] == 2
     assert doc["progress"]["phase"].startswith("segment 1/2")
     server.client.post(f"/v1/predictions/{job_id}/cancel")  # 768x512 segments take long on a CPU

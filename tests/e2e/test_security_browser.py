@@ -36,8 +36,9 @@ def _state(server) -> dict:
     return {
         "jobs": sorted((j["id"], j["status"]) for j in jobs),
         "profiles": server.client.get("/v1/profiles").json(),
-        "files": {k: v for k, v in files_under(server.root / "outputs").items()
-                  if not k.startswith(".state/avatar.db")},  # the WAL changes on every read
+        "files": {
+            k: v for k, v in files_under(server.root / "outputs").items() if not k.startswith(".state/avatar.db")
+        },  # the WAL changes on every read
         "temp": files_under(server.root / "temp"),
     }
 
@@ -67,18 +68,23 @@ def test_cross_site_requests_to_every_state_changing_route_are_refused(server):
         url = re.sub(r"\{number\}", "1", url)
         url = re.sub(r"\{name\}", "someone", url)
         url = re.sub(r"\{[^}]+\}", job_id, url)
-        for headers in (EVIL, {"Origin": "null"}, {"Origin": "http://evil.example"},
-                        {"Sec-Fetch-Site": "cross-site"}):
-            response = server.client.request(method, url, headers=headers,
-                                              data={"confirm": "RESET", "text": "pwned"})
+        for headers in (EVIL, {"Origin": "null"}, {"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            response = server.client.request(method, url, headers=headers, data={"confirm": "RESET", "text": "pwned"})
             body = assert_problem(response, 403)
             assert "another web site" in body["detail"], (method, url, body)
 
     # The attack from the issue, byte for byte: a multipart form POST from a page on another site.
-    for path, fields in (("/master-reset", {"confirm": "RESET"}), ("/clean-workspace", {}),
-                         ("/generate", {"text": "queued by a web page"})):
-        response = server.client.post(path, headers=EVIL, files={k: (None, v) for k, v in fields.items()} or None,
-                                      data=None if fields else {"x": "1"})
+    for path, fields in (
+        ("/master-reset", {"confirm": "RESET"}),
+        ("/clean-workspace", {}),
+        ("/generate", {"text": "queued by a web page"}),
+    ):
+        response = server.client.post(
+            path,
+            headers=EVIL,
+            files={k: (None, v) for k, v in fields.items()} or None,
+            data=None if fields else {"x": "1"},
+        )
         assert_problem(response, 403)
     assert _state(server) == before
 
@@ -91,22 +97,30 @@ def test_same_origin_and_no_origin_requests_still_work(server):
     canceled = server.client.post(f"/v1/predictions/{created.json()['id']}/cancel", headers=same)
     assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
     # The Swagger page posts with Origin and no Sec-Fetch-Site in some browsers; localhost is this host too.
-    local = server.client.post("/generate", headers={"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"},
-                               data={"text": "From the docs page."})
+    local = server.client.post(
+        "/generate",
+        headers={"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"},
+        data={"text": "From the docs page."},
+    )
     assert local.status_code == 200, local.text
     plain = server.client.post("/v1/predictions", json={"input": {"text": "From curl.", **QUICK}})
     assert plain.status_code == 201
     # A different port on the same machine is a different origin (another local web app).
-    other = server.client.post("/v1/predictions", headers={"Origin": f"http://127.0.0.1:{port + 1}"},
-                               json={"input": {"text": "Hi.", **QUICK}})
+    other = server.client.post(
+        "/v1/predictions", headers={"Origin": f"http://127.0.0.1:{port + 1}"}, json={"input": {"text": "Hi.", **QUICK}}
+    )
     assert_problem(other, 403)
 
 
 @pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.nip.io", "attacker.localhost.evil"])
 def test_foreign_host_is_refused_even_for_reads(server, host):
     # DNS rebinding: the page's own name now points at 127.0.0.1; its requests say Host: <its name>.
-    for method, path in (("GET", "/v1/predictions"), ("GET", "/health-check"), ("GET", "/health"),
-                         ("POST", "/master-reset")):
+    for method, path in (
+        ("GET", "/v1/predictions"),
+        ("GET", "/health-check"),
+        ("GET", "/health"),
+        ("POST", "/master-reset"),
+    ):
         response = server.client.request(method, path, headers={"Host": host}, data={"confirm": "RESET"})
         body = assert_problem(response, 400)
         assert "AVATAR_ALLOWED_HOSTS" in body["detail"]
@@ -119,8 +133,15 @@ def test_allowed_hosts_and_origins_setting(tmp_path):
     with LiveServer(tmp_path / "hosts", workers=0, env=env) as live:
         assert live.client.get("/health", headers={"Host": "avatar.example"}).status_code == 200
         assert_problem(live.client.get("/health", headers={"Host": "other.example"}), 400)
-        ok = live.client.post("/v1/predictions", headers={"Origin": "https://tools.example", "Sec-Fetch-Site":
-                                                          "cross-site"}, json={"input": {"text": "Hi.", **QUICK}})
+        ok = live.client.post(
+            "/v1/predictions",
+            headers={"Origin": "https://tools.example", "Sec-Fetch-Site": "cross-site"},
+            json={"input": {"text": "Hi.", **QUICK}},
+        )
         assert ok.status_code == 201, ok.text
-        assert_problem(live.client.post("/v1/predictions", headers={"Origin": "https://evil.example"},
-                                        json={"input": {"text": "Hi.", **QUICK}}), 403)
+        assert_problem(
+            live.client.post(
+                "/v1/predictions", headers={"Origin": "https://evil.example"}, json={"input": {"text": "Hi.", **QUICK}}
+            ),
+            403,
+        )

@@ -29,10 +29,20 @@ LONG = {"width": 256, "height": 256, "seconds": 1.5, "mode": "two-stage", "steps
 
 
 def _cli(*args: str, root: Path, timeout: float = 90, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ltx2.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=PROJECT_ROOT,
-                          env={"PATH": os.environ["PATH"], "AVATAR_OUTPUTS_DIR": str(root / "outputs"),
-                               "AVATAR_TEMP_DIR": str(root / "temp"), "AVATAR_API_KEYS": "[]", **env})
+    return subprocess.run(
+        [sys.executable, "-m", "ltx2.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=PROJECT_ROOT,
+        env={
+            "PATH": os.environ["PATH"],
+            "AVATAR_OUTPUTS_DIR": str(root / "outputs"),
+            "AVATAR_TEMP_DIR": str(root / "temp"),
+            "AVATAR_API_KEYS": "[]",
+            **env,
+        },
+    )
 
 
 # --- item 3: --host "" --------------------------------------------------------------------------------------
@@ -75,12 +85,16 @@ def test_workers_leave_with_their_supervisor_and_requeue_the_job(tmp_path):
     live = LiveServer(root)
     try:
         live.start()
-        created = live.client.post("/v1/predictions", json={"input": {"text": "Hello there, this runs a while.",
-                                                                      **LONG}})
+        created = live.client.post(
+            "/v1/predictions", json={"input": {"text": "Hello there, this runs a while.", **LONG}}
+        )
         assert created.status_code == 201, created.text
         job_id = created.json()["id"]
-        live.wait_for(lambda: live.client.get(f"/v1/predictions/{job_id}").json()["status"] == "processing",
-                      60, "the job to start")
+        live.wait_for(
+            lambda: live.client.get(f"/v1/predictions/{job_id}").json()["status"] == "processing",
+            60,
+            "the job to start",
+        )
         (worker,) = live.worker_pids()
         os.kill(live.proc.pid, signal.SIGKILL)  # the supervisor only: its worker is not signalled by anyone
         live.proc.wait()
@@ -100,8 +114,11 @@ def test_workers_leave_with_their_supervisor_and_requeue_the_job(tmp_path):
         # (Not `with`: a start that times out must still stop what it started. Not waiting for READY: the new
         # worker claims the requeued job at once and is BUSY from then on.)
         again.start(wait_ready=False)
-        doc = again.wait_for(lambda: (d := again.client.get(f"/v1/predictions/{job_id}").json())["attempt"] >= 2
-                             and d, 120, "the requeued job to be claimed again")
+        doc = again.wait_for(
+            lambda: (d := again.client.get(f"/v1/predictions/{job_id}").json())["attempt"] >= 2 and d,
+            120,
+            "the requeued job to be claimed again",
+        )
         assert doc["status"] in ("processing", "succeeded"), doc
         # One live worker for one slot: the orphan is not still claiming jobs.
         workers = again.client.get("/v1/workers").json()
@@ -128,12 +145,18 @@ def test_worker_reports_starting_while_its_engine_loads(tmp_path):
         from ltx2.worker.main import Worker
         raise SystemExit(Worker().run())
     """)
-    env = {**os.environ, "AVATAR_OUTPUTS_DIR": str(outputs), "AVATAR_HEARTBEAT_S": "0.2",
-           "AVATAR_STALE_AFTER_S": "1", "AVATAR_MODELS_DIR": str(PROJECT_ROOT / "models")}
+    env = {
+        **os.environ,
+        "AVATAR_OUTPUTS_DIR": str(outputs),
+        "AVATAR_HEARTBEAT_S": "0.2",
+        "AVATAR_STALE_AFTER_S": "1",
+        "AVATAR_MODELS_DIR": str(PROJECT_ROOT / "models"),
+    }
     env.pop("AVATAR_SUPERVISOR_PID", None)
     env.pop("AVATAR_CHECKPOINT", None)
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=PROJECT_ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         with api(tmp_path, outputs_dir=outputs, stale_after_s=1.0) as (client, _):
             seen = []
@@ -205,8 +228,7 @@ def test_tracebacks_in_the_log_carry_no_form_values_or_photo_bytes(tmp_path):
                             files={{"photo": ("me.png", b"\\x89PNG SECRET-PIXELS", "image/png")}})
             assert r.status_code == 500, r.text
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          cwd=PROJECT_ROOT)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "RuntimeError: something broke" in proc.stderr  # the traceback is logged …
     assert "SECRET-FORM" not in proc.stderr and "SECRET-PIXELS" not in proc.stderr  # … without the values
@@ -218,8 +240,11 @@ def test_a_forged_cue_in_the_text_stays_text_in_the_srt(tmp_path):
     path = tmp_path / "captions.srt"
     path.write_text(to_srt(cues))
     with av.open(str(path)) as container:  # FFmpeg's SRT demuxer, as players read it
-        events = [(float(p.pts * p.time_base), float((p.pts + p.duration) * p.time_base))
-                  for p in container.demux(container.streams.subtitles[0]) if p.size]
+        events = [
+            (float(p.pts * p.time_base), float((p.pts + p.duration) * p.time_base))
+            for p in container.demux(container.streams.subtitles[0])
+            if p.size
+        ]
     assert len(events) == len(cues)
     assert max(end for _, end in events) <= 6.0  # no nine-hour cue
 
@@ -232,8 +257,7 @@ def test_an_idempotent_retry_that_adds_a_webhook_is_a_conflict(tmp_path):
         again = client.post("/v1/predictions", json=body, headers={"Idempotency-Key": "k1"})
         assert again.json()["id"] == first.json()["id"]
         hooked = {**body, "webhook": "https://hooks.example.com/avatar"}
-        problem = assert_problem(client.post("/v1/predictions", json=hooked, headers={"Idempotency-Key": "k1"}),
-                                 409)
+        problem = assert_problem(client.post("/v1/predictions", json=hooked, headers={"Idempotency-Key": "k1"}), 409)
         assert problem["existing"] == first.json()["id"]
 
 

@@ -46,8 +46,13 @@ def run_page(port: int, host: str, origin: str) -> str:
     """Open the studio's WebSocket as a browser on `origin` showing `host` would, run the page, return what it
     sent back (as text)."""
     sock = socket.create_connection(("127.0.0.1", port))  # the rebound name resolves to this machine
-    with connect(f"ws://{host}/_stcore/stream", sock=sock, additional_headers={"Origin": origin},
-                 subprotocols=["streamlit"], open_timeout=10) as ws:
+    with connect(
+        f"ws://{host}/_stcore/stream",
+        sock=sock,
+        additional_headers={"Origin": origin},
+        subprotocols=["streamlit"],
+        open_timeout=10,
+    ) as ws:
         rerun = BackMsg()
         rerun.rerun_script.query_string = ""
         rerun.rerun_script.page_script_hash = ""
@@ -70,7 +75,7 @@ def run_page(port: int, host: str, origin: str) -> str:
 def test_launcher_turns_on_streamlits_cross_site_protection():
     command = Studio(host="127.0.0.1", port=1, api_url="http://127.0.0.1:2").command()
     first = next(i for i, part in enumerate(command) if part.startswith("--"))
-    flags = dict(zip(command[first::2], command[first + 1::2]))
+    flags = dict(zip(command[first::2], command[first + 1 :: 2]))
     assert flags["--server.enableXsrfProtection"] == "true"
     assert flags["--server.enableCORS"] == "true"  # Streamlit's name for refusing other origins
 

@@ -40,8 +40,10 @@ def rgb_png(width: int, height: int) -> bytes:
 
 
 def eps() -> bytes:
-    return (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 300 300\n%%EndComments\n"
-            b"newpath 0 0 moveto 300 300 lineto stroke showpage\n%%EOF\n")
+    return (
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 300 300\n%%EndComments\n"
+        b"newpath 0 0 moveto 300 300 lineto stroke showpage\n%%EOF\n"
+    )
 
 
 def psd(width: int = 300, height: int = 300) -> bytes:
@@ -92,8 +94,12 @@ def test_eps_psd_spider_are_refused_on_every_upload_route_and_gs_never_runs(serv
         assert "PNG, JPEG, WebP" in body["detail"]
     files = [("photos", (name, data, "image/png")) for name, data in hostile]
     trained = assert_problem(server.client.post("/v1/trainings", data={"name": "eve"}, files=files), 422)
-    seed = assert_problem(server.client.post("/train-face", data={"person_name": "eve"},
-                                             files=[("training_photos", f[1]) for f in files]), 422)
+    seed = assert_problem(
+        server.client.post(
+            "/train-face", data={"person_name": "eve"}, files=[("training_photos", f[1]) for f in files]
+        ),
+        422,
+    )
     for body in (trained, seed):
         named = {p["photo"]: p["reason"] for p in body["problems"]}
         assert set(named) == {n for n, _ in hostile}, body
@@ -105,13 +111,14 @@ def test_eps_psd_spider_are_refused_on_every_upload_route_and_gs_never_runs(serv
 
 def test_oversized_chunked_body_is_413_not_400(server):
     def body():
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\r\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
         for _ in range(8):  # 8 MB against a 5 MB body limit, no Content-Length
             yield b"\0" * MB
         yield b"\r\n--b--\r\n"
 
-    response = server.client.post("/v1/files", content=body(),
-                                   headers={"Content-Type": "multipart/form-data; boundary=b"})
+    response = server.client.post(
+        "/v1/files", content=body(), headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
     assert "content-length" not in response.request.headers
     assert_problem(response, 413)
 

@@ -109,11 +109,17 @@ def test_webhooks_to_internal_addresses_are_422_and_never_contacted(tmp_path, re
 def test_the_default_allow_list_is_n8n_on_this_machine(tmp_path):
     with api(tmp_path) as (client, settings):
         assert settings.fetch_allow == ["localhost:5678", "127.0.0.1:5678"]
-        ok = client.post("/v1/predictions", json={"input": {"text": "Hi.", **QUICK},
-                                                  "webhook": "http://localhost:5678/webhook-waiting/12"})
+        ok = client.post(
+            "/v1/predictions",
+            json={"input": {"text": "Hi.", **QUICK}, "webhook": "http://localhost:5678/webhook-waiting/12"},
+        )
         assert ok.status_code == 201, ok.text
-        assert_problem(client.post("/v1/predictions", json={"input": {"text": "Hi.", **QUICK},
-                                                             "webhook": "http://localhost:5679/hook"}), 422)
+        assert_problem(
+            client.post(
+                "/v1/predictions", json={"input": {"text": "Hi.", **QUICK}, "webhook": "http://localhost:5679/hook"}
+            ),
+            422,
+        )
 
 
 def test_delivery_connects_to_the_checked_address_once_resolved(receiver, monkeypatch):
@@ -141,8 +147,11 @@ def test_delivery_connects_to_the_checked_address_once_resolved(receiver, monkey
 
 def test_a_public_name_that_resolves_inward_is_refused_at_delivery(receiver, monkeypatch):
     real = socket.getaddrinfo
-    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: real(
-        "127.0.0.1" if host == "hooks.example.com" else host, port, *a, **k))
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: real("127.0.0.1" if host == "hooks.example.com" else host, port, *a, **k),
+    )
     with guarded_client(FetchPolicy()) as client, pytest.raises(httpx.ConnectError, match="loopback"):
         client.post(f"http://hooks.example.com:{receiver.port}/hook", content=b"{}")
     assert receiver.requests == []

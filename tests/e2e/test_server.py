@@ -41,8 +41,11 @@ def create(server, **input_) -> dict:
 
 def test_seed_flow_generate_status_download(server, face_photo, tmp_path):
     with face_photo.open("rb") as f:
-        response = server.client.post("/generate", data={"text": "Hello there, welcome to the studio."},
-                                      files={"reference_image": ("me.png", f, "image/png")})
+        response = server.client.post(
+            "/generate",
+            data={"text": "Hello there, welcome to the studio."},
+            files={"reference_image": ("me.png", f, "image/png")},
+        )
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "queued" and body["job_id"]
@@ -91,8 +94,9 @@ def test_v1_flow_with_server_sent_events(server, tmp_path):
 
 
 def test_prefer_wait_returns_the_finished_job(server):
-    response = server.client.post("/v1/predictions", json={"input": {"text": "Quick one.", **QUICK}},
-                                  headers={"Prefer": "wait=60"}, timeout=90)
+    response = server.client.post(
+        "/v1/predictions", json={"input": {"text": "Quick one.", **QUICK}}, headers={"Prefer": "wait=60"}, timeout=90
+    )
     assert response.status_code == 201
     doc = response.json()
     assert doc["status"] == "succeeded" and doc["metrics"]["predict_time"] > 0
@@ -100,8 +104,11 @@ def test_prefer_wait_returns_the_finished_job(server):
 
 def test_cancel_while_processing_stops_within_a_step_and_worker_moves_on(server):
     job = create(server, **LONG)
-    server.wait_for(lambda: server.client.get(f"/v1/predictions/{job['id']}").json()["progress"]["step"] >= 2,
-                    120, "the long job to run a few steps")
+    server.wait_for(
+        lambda: server.client.get(f"/v1/predictions/{job['id']}").json()["progress"]["step"] >= 2,
+        120,
+        "the long job to run a few steps",
+    )
     server.client.post(f"/v1/predictions/{job['id']}/cancel")
     doc = server.wait_status(job["id"], ("canceled", "failed", "succeeded"), timeout=30)
     assert doc["status"] == "canceled"
@@ -149,9 +156,14 @@ def test_webhooks_are_signed_and_a_failing_receiver_is_retried(server):
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
-        response = server.client.post("/v1/predictions", json={
-            "input": {"text": "Webhook please.", **QUICK}, "webhook": url,
-            "webhook_events_filter": ["completed"]})
+        response = server.client.post(
+            "/v1/predictions",
+            json={
+                "input": {"text": "Webhook please.", **QUICK},
+                "webhook": url,
+                "webhook_events_filter": ["completed"],
+            },
+        )
         job = response.json()
         server.wait_status(job["id"], ("succeeded",))
         deadline = time.monotonic() + 20
@@ -186,8 +198,11 @@ def test_kill_9_worker_mid_job_is_recovered_and_worker_restarted(tmp_path, db_ur
     with LiveServer(tmp_path / "kill", env={"AVATAR_STALE_AFTER_S": "3", **server_env(db_url)}) as live:
         # Long enough to be killed mid-way, short enough that the requeued rerun finishes on a busy machine.
         job = create(live, **{**LONG, "steps": 30})
-        live.wait_for(lambda: live.client.get(f"/v1/predictions/{job['id']}").json()["status"] == "processing",
-                      60, "the job to start")
+        live.wait_for(
+            lambda: live.client.get(f"/v1/predictions/{job['id']}").json()["status"] == "processing",
+            60,
+            "the job to start",
+        )
         (victim,) = live.worker_pids()
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
@@ -219,8 +234,7 @@ def test_restart_keeps_jobs_files_and_outputs_and_runs_queued_work(tmp_path, fac
         assert idle.client.get(f"/v1/predictions/{queued['id']}").json()["queue_position"] == 1
     with LiveServer(root, env=env) as second:
         assert second.client.get(f"/v1/predictions/{done['id']}").json()["status"] == "succeeded"
-        assert second.client.get(f"/v1/files/{upload['id']}/content").content == \
-            first_bytes(root, upload)
+        assert second.client.get(f"/v1/files/{upload['id']}/content").content == first_bytes(root, upload)
         assert second.client.get(f"/download/{done['id']}.mp4").status_code == 200
         assert second.wait_status(queued["id"], ("succeeded", "failed"))["status"] == "succeeded"
 

@@ -87,8 +87,9 @@ def test_paths_and_exif_orientation(tmp_path, astronaut):
     named_wrongly.write_bytes(_png(astronaut))
     large = tmp_path / "large.jpg"  # a 12 MP photo: kept at 2048 px, the face box in those pixels
     astronaut.resize((3500, 3500), Image.Resampling.BICUBIC).save(large, "JPEG", quality=90)
-    photos = validate_photos([("phone.jpg", path), ("upright.webp", upright), ("photo.txt", named_wrongly),
-                              ("large.jpg", large)])
+    photos = validate_photos(
+        [("phone.jpg", path), ("upright.webp", upright), ("photo.txt", named_wrongly), ("large.jpg", large)]
+    )
     assert photos[0].full.size == astronaut.size
     assert abs(photos[0].face_box[0] - photos[1].face_box[0]) < 15
     assert photos[3].full.size == (2048, 2048)
@@ -171,13 +172,17 @@ def trained(engine, photos, tmp_path_factory):
     out = tmp_path_factory.mktemp("profiles") / "astronaut.safetensors"
     events: list[TrainProgress] = []
     start = time.process_time()
-    result = train_face_lora(engine, photos, trigger=TRIGGER, out_path=out, captions=CAPTION,
-                             on_progress=events.append, **TRAIN)
+    result = train_face_lora(
+        engine, photos, trigger=TRIGGER, out_path=out, captions=CAPTION, on_progress=events.append, **TRAIN
+    )
     cpu_s = time.process_time() - start
-    print(f"\ntraining: first-10 loss {np.mean(result.losses[:10]):.3f} -> last-10 {np.mean(result.losses[-10:]):.3f}; "
-          f"validation {result.validation_losses}; {result.seconds:.1f} s wall, {cpu_s:.1f} s CPU")
-    return dict(result=result, events=events, photos=photos, before_frames=before_frames,
-                before_state=before_state, out=out)
+    print(
+        f"\ntraining: first-10 loss {np.mean(result.losses[:10]):.3f} -> last-10 {np.mean(result.losses[-10:]):.3f}; "
+        f"validation {result.validation_losses}; {result.seconds:.1f} s wall, {cpu_s:.1f} s CPU"
+    )
+    return dict(
+        result=result, events=events, photos=photos, before_frames=before_frames, before_state=before_state, out=out
+    )
 
 
 def test_training_lowers_the_loss(trained):
@@ -220,7 +225,9 @@ def test_export_is_the_layout_ltx_core_fuses(trained, engine):
     assert meta["trigger"] == TRIGGER and meta["rank"] == "4" and meta["alpha"] == "4" and meta["steps"] == "40"
     assert float(meta["final_loss"]) == pytest.approx(trained["result"].final_loss, abs=1e-5)
     # Video self- and text cross-attention, q/k/v/out, both blocks of the tiny model: 16 modules.
-    modules = sorted({k[len("diffusion_model."):-len(".lora_A.weight")] for k in keys if k.endswith(".lora_A.weight")})
+    modules = sorted(
+        {k[len("diffusion_model.") : -len(".lora_A.weight")] for k in keys if k.endswith(".lora_A.weight")}
+    )
     assert len(modules) == 16 and len(keys) == 32
     for name in modules:
         assert name.split(".")[2] in ("attn1", "attn2")
@@ -314,9 +321,16 @@ def test_cancel_leaves_no_file_and_the_base_untouched(engine, photos, tmp_path):
 
     # A checkpoint is written at step 2, so cancelling after step 3 also shows it is cleaned up.
     with pytest.raises(JobCanceled):
-        train_face_lora(engine, photos[:3], trigger=TRIGGER, out_path=out, captions=CAPTION,
-                        on_progress=on_progress, should_cancel=lambda: len(steps_seen) >= 3,
-                        **{**TRAIN, "checkpoint_every": 2})
+        train_face_lora(
+            engine,
+            photos[:3],
+            trigger=TRIGGER,
+            out_path=out,
+            captions=CAPTION,
+            on_progress=on_progress,
+            should_cancel=lambda: len(steps_seen) >= 3,
+            **{**TRAIN, "checkpoint_every": 2},
+        )
     assert steps_seen == [1, 2, 3]
     assert list(tmp_path.iterdir()) == []  # no LoRA, no checkpoint, no temp file
     _assert_base_restored(engine, before)
@@ -330,8 +344,15 @@ def test_an_error_mid_training_restores_the_base(engine, photos, tmp_path):
             raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        train_face_lora(engine, photos[:3], trigger=TRIGGER, out_path=tmp_path / "x.safetensors", captions=CAPTION,
-                        on_progress=explode, **{**TRAIN, "checkpoint_every": 1})
+        train_face_lora(
+            engine,
+            photos[:3],
+            trigger=TRIGGER,
+            out_path=tmp_path / "x.safetensors",
+            captions=CAPTION,
+            on_progress=explode,
+            **{**TRAIN, "checkpoint_every": 1},
+        )
     assert list(tmp_path.iterdir()) == []
     _assert_base_restored(engine, before)
 
@@ -360,8 +381,11 @@ def test_training_runs_on_an_fp8_cast_transformer(tiny, photos, tmp_path, monkey
     from ltx2.engine.pipelines import Engine, EngineWeights
     from ltx2.training import lora
 
-    fp8_engine = Engine(EngineWeights(tiny.checkpoint, tiny.gemma_root, tiny.spatial_upsampler, tiny=True),
-                        device="cpu", quantization="fp8-cast")
+    fp8_engine = Engine(
+        EngineWeights(tiny.checkpoint, tiny.gemma_root, tiny.spatial_upsampler, tiny=True),
+        device="cpu",
+        quantization="fp8-cast",
+    )
     model = fp8_engine.ledger.transformer().velocity_model
     assert model.transformer_blocks[0].attn1.to_q.weight.dtype == torch.float8_e4m3fn
     monkeypatch.setattr(lora, "_use_gradient_checkpointing", lambda device: True)
@@ -376,8 +400,15 @@ def test_training_runs_on_an_fp8_cast_transformer(tiny, photos, tmp_path, monkey
             seen["checkpointing"] = model._enable_gradient_checkpointing
 
     out = tmp_path / "fp8.safetensors"
-    result = train_face_lora(fp8_engine, photos[:3], trigger=TRIGGER, out_path=out, captions=CAPTION,
-                             on_progress=inspect, **{**TRAIN, "steps": 20})
+    result = train_face_lora(
+        fp8_engine,
+        photos[:3],
+        trigger=TRIGGER,
+        out_path=out,
+        captions=CAPTION,
+        on_progress=inspect,
+        **{**TRAIN, "steps": 20},
+    )
     assert seen == {"lora": torch.float32, "base": torch.float8_e4m3fn, "checkpointing": True}
     assert np.mean(result.losses[-5:]) < np.mean(result.losses[:5])
     with safe_open(str(out), framework="pt") as f:

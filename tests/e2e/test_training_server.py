@@ -39,16 +39,24 @@ def server(tmp_path_factory):
 
 def _train(server, name, photos, steps):
     files = [("photos", (n, b, "image/png")) for n, b in photos]
-    return server.client.post("/v1/trainings", data={"name": name, "steps": str(steps), "rank": "4",
-                                                     "learning_rate": "0.01"}, files=files)
+    return server.client.post(
+        "/v1/trainings", data={"name": name, "steps": str(steps), "rank": "4", "learning_rate": "0.01"}, files=files
+    )
 
 
 def test_train_profile_then_generate_with_it(server, photos):
     response = _train(server, "Ada", photos, 40)
     assert response.status_code == 201, response.text
     job = response.json()
-    doc = server.wait_for(lambda: (d := server.client.get(f"/v1/trainings/{job['id']}").json())["status"]
-                          in ("succeeded", "failed", "canceled") and d, 300, "the training")
+    doc = server.wait_for(
+        lambda: (
+            (d := server.client.get(f"/v1/trainings/{job['id']}").json())["status"]
+            in ("succeeded", "failed", "canceled")
+            and d
+        ),
+        300,
+        "the training",
+    )
     assert doc["status"] == "succeeded", doc
     out = doc["output"]
     assert out["final_loss"] < out["first_loss"]  # a real loss, falling
@@ -60,8 +68,9 @@ def test_train_profile_then_generate_with_it(server, photos):
     progress = server.client.get(f"/training-progress/{job['id']}").json()
     assert progress["status"] == "completed" and "accuracy" not in progress and progress["loss"] is not None
     # Seed API: generate with the trained profile (LoRA + trigger + its best photo as reference).
-    queued = server.client.post("/generate", data={"text": "Hello from Ada.", "use_trained_profile": "true",
-                                                  "trained_person_name": "Ada"}).json()
+    queued = server.client.post(
+        "/generate", data={"text": "Hello from Ada.", "use_trained_profile": "true", "trained_person_name": "Ada"}
+    ).json()
     done = server.wait_status(queued["job_id"], ("succeeded", "failed"), timeout=300)
     assert done["status"] == "succeeded", done
     assert done["input"]["profile"] == "Ada" and done["output"]["metadata"]["lora"] == "lora.safetensors"
@@ -81,15 +90,23 @@ def test_bad_photos_are_named_and_nothing_is_kept(server, photos):
 
 def test_cancel_mid_training_leaves_no_profile(server, photos):
     job = _train(server, "Brief", photos, 2000).json()
-    server.wait_for(lambda: server.client.get(f"/v1/trainings/{job['id']}").json()["progress"]["step"] >= 2
-                    and server.client.get(f"/v1/trainings/{job['id']}").json()["progress"]["phase"] == "train",
-                    300, "training steps")
+    server.wait_for(
+        lambda: (
+            server.client.get(f"/v1/trainings/{job['id']}").json()["progress"]["step"] >= 2
+            and server.client.get(f"/v1/trainings/{job['id']}").json()["progress"]["phase"] == "train"
+        ),
+        300,
+        "training steps",
+    )
     server.client.post(f"/v1/trainings/{job['id']}/cancel")
     doc = server.wait_status(job["id"], ("canceled", "failed", "succeeded"), timeout=60)
     assert doc["status"] == "canceled"
     assert server.client.get("/v1/profiles/Brief").status_code == 404
-    leftovers = [p.name for p in (server.root / "outputs" / ".state" / "profiles").iterdir() if "Brief" in p.name
-                 or p.name.startswith(".staging")]
+    leftovers = [
+        p.name
+        for p in (server.root / "outputs" / ".state" / "profiles").iterdir()
+        if "Brief" in p.name or p.name.startswith(".staging")
+    ]
     assert leftovers == []
 
 

@@ -79,8 +79,9 @@ def test_unknown_top_level_field_and_non_object_bodies_are_refused(served):
     before = NothingWritten(client, settings)
     assert_problem(client.post("/v1/predictions", json={"input": {"text": OK_TEXT}, "extra": 1}), 422)
     assert_problem(client.post("/v1/predictions", json=["x"]), 422)
-    assert_problem(client.post("/v1/predictions", content=b"{not json", headers={"content-type": "application/json"}),
-                   422)
+    assert_problem(
+        client.post("/v1/predictions", content=b"{not json", headers={"content-type": "application/json"}), 422
+    )
     before.check()
 
 
@@ -155,8 +156,11 @@ def test_seed_generate_refuses_bad_forms_and_writes_nothing(served, form):
 def test_seed_generate_with_a_non_image_reference_keeps_nothing(served):
     client, settings = served
     before = NothingWritten(client, settings)
-    response = client.post("/generate", data={"text": OK_TEXT},
-                           files={"reference_image": ("face.png", b"this is plain text, not a photo", "image/png")})
+    response = client.post(
+        "/generate",
+        data={"text": OK_TEXT},
+        files={"reference_image": ("face.png", b"this is plain text, not a photo", "image/png")},
+    )
     body = assert_problem(response, (415, 422))
     assert "reference_image" in body["detail"]
     before.check()
@@ -166,8 +170,11 @@ def test_seed_generate_with_a_non_image_reference_keeps_nothing(served):
 def test_seed_generate_rejected_after_storing_the_photo_keeps_nothing(served):
     client, settings = served
     before = NothingWritten(client, settings)
-    response = client.post("/generate", data={"text": " ".join(["word"] * 999)},
-                           files={"reference_image": ("face.png", png_bytes(), "image/png")})
+    response = client.post(
+        "/generate",
+        data={"text": " ".join(["word"] * 999)},
+        files={"reference_image": ("face.png", png_bytes(), "image/png")},
+    )
     assert_problem(response, 422)
     before.check()
     assert client.get("/workspace-status").json()["uploads"] == 0
@@ -175,8 +182,11 @@ def test_seed_generate_rejected_after_storing_the_photo_keeps_nothing(served):
 
 def test_seed_generate_accepts_a_good_form(served):
     client, _ = served
-    response = client.post("/generate", data={"text": OK_TEXT, "image_strength": "2.0", "playback_speed": "1.5"},
-                           files={"reference_image": ("face.png", png_bytes(), "image/png")})
+    response = client.post(
+        "/generate",
+        data={"text": OK_TEXT, "image_strength": "2.0", "playback_speed": "1.5"},
+        files={"reference_image": ("face.png", png_bytes(), "image/png")},
+    )
     assert response.status_code == 200, response.text
     job_id = response.json()["job_id"]
     assert response.json()["status"] == "queued"
@@ -192,9 +202,12 @@ def test_seed_generate_idempotency_conflict_keeps_no_photo(served):
     first = client.post("/generate", data={"text": OK_TEXT}, headers={"Idempotency-Key": "seed-1"})
     assert first.status_code == 200, first.text
     before = NothingWritten(client, settings)
-    again = client.post("/generate", data={"text": "Something else entirely."},
-                        files={"reference_image": ("face.png", png_bytes(), "image/png")},
-                        headers={"Idempotency-Key": "seed-1"})
+    again = client.post(
+        "/generate",
+        data={"text": "Something else entirely."},
+        files={"reference_image": ("face.png", png_bytes(), "image/png")},
+        headers={"Idempotency-Key": "seed-1"},
+    )
     assert_problem(again, 409)
     before.check()
 
@@ -204,8 +217,12 @@ def test_seed_generate_repeat_with_the_same_photo_is_idempotent(served):
     form = {"text": OK_TEXT, "image_strength": "1.9"}
 
     def send():
-        return client.post("/generate", data=form, files={"reference_image": ("face.png", png_bytes(), "image/png")},
-                           headers={"Idempotency-Key": "seed-photo"})
+        return client.post(
+            "/generate",
+            data=form,
+            files={"reference_image": ("face.png", png_bytes(), "image/png")},
+            headers={"Idempotency-Key": "seed-photo"},
+        )
 
     first, second = send(), send()
     assert first.status_code == 200 and second.status_code == 200, (first.text, second.text)
@@ -285,8 +302,14 @@ def test_oversize_upload_is_413(tmp_path):
         assert_problem(upload(client, png_bytes() + b"\0" * 2**20, "big.png"), 413)
         # Far past the limit: refused at the door, still as a problem document.
         assert_problem(upload(client, b"\0" * (3 * 2**20), "huge.wav", "audio/wav"), 413)
-        assert_problem(client.post("/generate", data={"text": OK_TEXT},
-                                   files={"reference_image": ("huge.png", b"\0" * (3 * 2**20), "image/png")}), 413)
+        assert_problem(
+            client.post(
+                "/generate",
+                data={"text": OK_TEXT},
+                files={"reference_image": ("huge.png", b"\0" * (3 * 2**20), "image/png")},
+            ),
+            413,
+        )
         before.check()
         assert list(settings.uploads_dir.iterdir()) == []
 
@@ -398,8 +421,7 @@ def test_idempotency_key_replays_and_conflicts(served):
     assert job_ids(client) == [first.json()["id"]]
 
     changed = {"input": {"text": OK_TEXT, "seed": 8}}
-    problem = assert_problem(client.post("/v1/predictions", json=changed, headers={"Idempotency-Key": "abc-123"}),
-                             409)
+    problem = assert_problem(client.post("/v1/predictions", json=changed, headers={"Idempotency-Key": "abc-123"}), 409)
     assert problem["existing"] == first.json()["id"]
     assert job_ids(client) == [first.json()["id"]]
 
@@ -482,8 +504,9 @@ def _populate(client, settings):
     return jobs, file_id
 
 
-@pytest.mark.parametrize("form", [None, {"confirm": ""}, {"confirm": "reset"}, {"confirm": "RESET "},
-                                  {"confirm": "yes"}])
+@pytest.mark.parametrize(
+    "form", [None, {"confirm": ""}, {"confirm": "reset"}, {"confirm": "RESET "}, {"confirm": "yes"}]
+)
 def test_master_reset_needs_the_exact_word(served, form):
     client, settings = served
     jobs, file_id = _populate(client, settings)
@@ -684,13 +707,15 @@ def test_bad_training_is_refused_and_keeps_nothing(served, form, count, data):
 def test_training_idempotency_conflict_is_409_and_keeps_nothing(served):
     client, settings = served
     photos = _photo_files(_face_photos())
-    first = client.post("/v1/trainings", data={"name": "alice", "steps": "10"}, files=photos,
-                        headers={"Idempotency-Key": "train-1"})
+    first = client.post(
+        "/v1/trainings", data={"name": "alice", "steps": "10"}, files=photos, headers={"Idempotency-Key": "train-1"}
+    )
     assert first.status_code == 201, first.text
     assert first.json()["kind"] == "train" and first.json()["status"] == "starting"
     before = NothingWritten(client, settings)
-    other = client.post("/v1/trainings", data={"name": "bob", "steps": "10"}, files=photos,
-                        headers={"Idempotency-Key": "train-1"})
+    other = client.post(
+        "/v1/trainings", data={"name": "bob", "steps": "10"}, files=photos, headers={"Idempotency-Key": "train-1"}
+    )
     assert assert_problem(other, 409)["existing"] == first.json()["id"]
     before.check()
     assert [t["id"] for t in client.get("/v1/trainings").json()["results"]] == [first.json()["id"]]
@@ -698,8 +723,12 @@ def test_training_idempotency_conflict_is_409_and_keeps_nothing(served):
     assert_problem(client.post("/v1/trainings", data={"name": "alice", "steps": "10"}, files=photos), 409)
     before.check()
     # A training is not a prediction, and unknown profiles are 404s.
-    assert_problem(client.post("/v1/trainings", data={"name": "carol", "steps": "10"}, files=photos,
-                               headers={"Idempotency-Key": "k" * 256}), 422)
+    assert_problem(
+        client.post(
+            "/v1/trainings", data={"name": "carol", "steps": "10"}, files=photos, headers={"Idempotency-Key": "k" * 256}
+        ),
+        422,
+    )
     before.check()
     # A canceled training is not retried through /v1/predictions (its input is not a clip's).
     training = first.json()["id"]
@@ -750,8 +779,14 @@ def test_fuzz_no_server_errors(tmp_path, mode):
             operation = result.ok()
             tried += 1
 
-            @hyp_settings(max_examples=FUZZ_EXAMPLES, derandomize=True, deadline=None, database=None,
-                          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            @hyp_settings(
+                max_examples=FUZZ_EXAMPLES,
+                derandomize=True,
+                deadline=None,
+                database=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
             @given(case=operation.as_strategy(generation_mode=generation))
             def check(case):
                 # `Prefer: wait` legitimately blocks for up to a minute on a job no worker will run.
@@ -868,8 +903,7 @@ def test_api_process_never_imports_torch(tmp_path):
         sys.exit(1 if heavy else 0)
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
 
 
@@ -885,8 +919,9 @@ def test_a_5000_character_run_on_sentence_is_taken_as_a_script(served):
 def test_script_limits_and_derived_jobs_are_checked_before_anything_is_queued(served):
     client, settings = served
     before = NothingWritten(client, settings)
-    body = assert_problem(client.post("/v1/predictions", json={"input": {"text": OK_TEXT, "captions": ["srt"],
-                                                                         "seconds": 2}}), 422)
+    body = assert_problem(
+        client.post("/v1/predictions", json={"input": {"text": OK_TEXT, "captions": ["srt"], "seconds": 2}}), 422
+    )
     assert "seconds" in body["detail"]
     assert_problem(client.post("/v1/predictions", json={"input": {"text": OK_TEXT, "captions": ["ass"]}}), 422)
     assert_problem(client.post("/v1/predictions/missing/segments/1/retake"), 404)
@@ -904,7 +939,12 @@ def test_limits_tell_clients_how_this_server_plans(served):
     assert limits["max_script_seconds"] == 300 and limits["max_seconds"] == settings.max_seconds
     assert limits["segment_seconds"] == settings.segment_seconds and limits["max_text_chars"] == 5000
     # The fixed bounds come from the one limits module, and the server enforces what it publishes.
-    assert (limits["min_speed"], limits["max_speed"], limits["max_side"], limits["side_multiple"]) == (0.5, 2.0, 2048, 64)
+    assert (limits["min_speed"], limits["max_speed"], limits["max_side"], limits["side_multiple"]) == (
+        0.5,
+        2.0,
+        2048,
+        64,
+    )
     over = {"text": OK_TEXT, "speed": limits["max_speed"] + 0.1, "width": limits["max_side"] + limits["side_multiple"]}
     body = assert_problem(client.post("/v1/predictions", json={"input": over}), 422)
     assert {tuple(e["loc"][-1:]) for e in body["errors"]} == {("speed",), ("width",)}

@@ -29,20 +29,29 @@ def status_writers() -> set[str]:
     found = set()
     for name, tree in _modules():
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "values"
-                    and _updates_job(node.func.value)
-                    and any(k.arg in ("status", None) for k in node.keywords)):  # None: **values
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "values"
+                and _updates_job(node.func.value)
+                and any(k.arg in ("status", None) for k in node.keywords)
+            ):  # None: **values
                 found.add(name)
-            if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == "status"
-                                                     and getattr(t.value, "id", "") in ("job", "row") for t in
-                                                     node.targets)):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Attribute) and t.attr == "status" and getattr(t.value, "id", "") in ("job", "row")
+                for t in node.targets
+            ):
                 found.add(name)
     return found
 
 
 def webhook_senders() -> set[str]:
-    return {name for name, tree in _modules() for node in ast.walk(tree)
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Deliverer"}
+    return {
+        name
+        for name, tree in _modules()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Deliverer"
+    }
 
 
 def test_only_the_lifecycle_moves_a_job_status():

@@ -9,8 +9,10 @@ import pytest
 from ltx2.domain.captions import build_cues
 from ltx2.script.stitch import burn_caption, caption_layout
 
-LONG = ("Welcome to the studio tour. Today we look at how a long script becomes one video, segment by segment, "
-        "with captions that always stay readable.")
+LONG = (
+    "Welcome to the studio tour. Today we look at how a long script becomes one video, segment by segment, "
+    "with captions that always stay readable."
+)
 SIZES = [(64, 64), (128, 128), (384, 256), (768, 512), (2048, 2048), (2048, 64), (64, 2048)]
 
 

@@ -195,4 +195,5 @@ def test_a_busy_notifier_sends_the_rest_once_a_delivery_finishes(store, receiver
     finally:
         notifier.stop()
     assert sorted(r["headers"]["webhook-id"] for r in receiver.requests) == sorted(
-        f"msg_{job.id}_completed_1" for job in jobs)
+        f"msg_{job.id}_completed_1" for job in jobs
+    )

@@ -70,12 +70,14 @@ def make_machine(store: JobStore):
             self.created += 1
             self.jobs[job.id] = Model(seq=job.seq)
 
-        @rule(worker=st.sampled_from(WORKERS), kinds=st.sampled_from([("generate",), ("train",),
-                                                                       ("generate", "train")]))
+        @rule(
+            worker=st.sampled_from(WORKERS), kinds=st.sampled_from([("generate",), ("train",), ("generate", "train")])
+        )
         def claim(self, worker, kinds):
             job = lifecycle.claim(store, worker, kinds)
-            waiting = [(m.seq, i) for i, m in self.jobs.items()
-                       if m.status == S.STARTING and store.get(i).kind in kinds]
+            waiting = [
+                (m.seq, i) for i, m in self.jobs.items() if m.status == S.STARTING and store.get(i).kind in kinds
+            ]
             if not waiting:
                 assert job is None
                 return
@@ -91,8 +93,14 @@ def make_machine(store: JobStore):
         def progress(self, index, step):
             job_id = self._pick(index, S.PROCESSING)
             if job_id is not None:
-                store.set_progress(job_id, phase="denoising", step=step, total=40, percent=step * 2.5,
-                                   worker_id=self.jobs[job_id].worker)
+                store.set_progress(
+                    job_id,
+                    phase="denoising",
+                    step=step,
+                    total=40,
+                    percent=step * 2.5,
+                    worker_id=self.jobs[job_id].worker,
+                )
 
         @rule(index=st.integers(0, 50))
         def cancel(self, index):
@@ -108,8 +116,11 @@ def make_machine(store: JobStore):
                 m.cancel_flag = True
             assert after.status == m.status
 
-        @rule(index=st.integers(0, 50), to=st.sampled_from([S.SUCCEEDED, S.FAILED, S.CANCELED, S.STARTING]),
-              own=st.booleans())
+        @rule(
+            index=st.integers(0, 50),
+            to=st.sampled_from([S.SUCCEEDED, S.FAILED, S.CANCELED, S.STARTING]),
+            own=st.booleans(),
+        )
         def worker_finishes(self, index, to, own):
             """The worker's own moves (a result, a failure, a stop on cancel, a requeue on shutdown)."""
             job_id = self._pick(index, *S)
@@ -193,8 +204,9 @@ def test_lifecycle_state_machine(db_url):
     try:
         run_state_machine_as_test(
             make_machine(store),
-            settings=settings(max_examples=60, stateful_step_count=40, deadline=None,
-                              suppress_health_check=[HealthCheck.too_slow]),
+            settings=settings(
+                max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+            ),
         )
     finally:
         store.close()

@@ -45,7 +45,7 @@ def gradient_frames(n: int = N, h: int = SIZE, w: int = SIZE) -> np.ndarray:
 def chunked(frames: np.ndarray, size: int = 8):
     # A generator, like the VAE decoder: can only be consumed once, lazily.
     for i in range(0, len(frames), size):
-        yield frames[i:i + size]
+        yield frames[i : i + size]
 
 
 def sine(seconds: float, freq: float = 440.0, rate: int = SR, channels: int = 2, amp: float = 0.5):
@@ -62,9 +62,9 @@ def top_level_boxes(path: Path) -> list[str]:
     data = path.read_bytes()
     boxes, pos = [], 0
     while pos + 8 <= len(data):
-        size, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
         if size == 1:
-            size = struct.unpack(">Q", data[pos + 8:pos + 16])[0]
+            size = struct.unpack(">Q", data[pos + 8 : pos + 16])[0]
         boxes.append(kind.decode("latin-1"))
         if size < 8:
             break
@@ -110,8 +110,19 @@ def test_encode_retimes_every_frame_and_matches_audio(tmp_path, fps, speed):
 
 def test_colours_are_not_shifted(tmp_path):
     # A BT.601/709 or full/limited range mix-up shows as tinted skin and washed-out primaries.
-    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [210, 170, 140], [128, 128, 128],
-                        [20, 200, 220], [16, 16, 16], [240, 240, 240]], np.uint8)
+    colours = np.array(
+        [
+            [255, 0, 0],
+            [0, 255, 0],
+            [0, 0, 255],
+            [210, 170, 140],
+            [128, 128, 128],
+            [20, 200, 220],
+            [16, 16, 16],
+            [240, 240, 240],
+        ],
+        np.uint8,
+    )
     frames = np.ascontiguousarray(np.broadcast_to(colours[:, None, None, :], (len(colours), SIZE, SIZE, 3)))
     decoded = decode_frames(encode_mp4([frames], 25, tmp_path / "c.mp4"))
     centre = decoded[:, SIZE // 2, SIZE // 2].astype(int)
@@ -136,14 +147,13 @@ def test_single_pass_output_is_faststart_mp4(tmp_path):
 def test_atempo_keeps_pitch_and_compresses_time(tmp_path):
     # 1 s of 440 Hz then 1 s of 880 Hz under 2 s of video, played at 1.25x.
     audio = np.concatenate([sine(1.0, 440), sine(1.0, 880)], axis=1)
-    out = encode_mp4(chunked(gradient_frames(48)), 24, tmp_path / "fast.mp4",
-                     audio=audio, sample_rate=SR, speed=1.25)
+    out = encode_mp4(chunked(gradient_frames(48)), 24, tmp_path / "fast.mp4", audio=audio, sample_rate=SR, speed=1.25)
     got, rate = read_audio(out)
     assert rate == SR
-    first = got[0, int(0.1 * rate):int(0.7 * rate)]
-    second = got[0, int(0.85 * rate):int(0.98 * rate)]
+    first = got[0, int(0.1 * rate) : int(0.7 * rate)]
+    second = got[0, int(0.85 * rate) : int(0.98 * rate)]
     for part in (first, second):
-        assert np.sqrt(np.mean(part ** 2)) > 0.2  # audible, not silence
+        assert np.sqrt(np.mean(part**2)) > 0.2  # audible, not silence
     # A plain resample would land on 550/1100 Hz; atempo must keep the pitch.
     assert dominant_hz(first, rate) == pytest.approx(440, rel=0.03)
     # The tone change moves from 1.0 s to 0.8 s, so 0.85-0.98 s is already 880 Hz;
@@ -160,34 +170,31 @@ def test_long_audio_is_trimmed_to_video(tmp_path):
 
 @pytest.mark.parametrize("speed", [1.0, 1.25])
 def test_short_audio_is_padded_with_silence(tmp_path, speed):
-    out = encode_mp4(chunked(gradient_frames()), 25, tmp_path / "a.mp4", audio=sine(0.3),
-                     sample_rate=SR, speed=speed)
+    out = encode_mp4(chunked(gradient_frames()), 25, tmp_path / "a.mp4", audio=sine(0.3), sample_rate=SR, speed=speed)
     info = probe(out)
     assert abs(info.audio_duration - info.video_duration) <= AAC_FRAME + 1 / (25 * speed)
     audio, rate = read_audio(out)
     tone_end = int(0.3 / speed * rate)
-    assert np.sqrt(np.mean(audio[:, rate // 20: tone_end - rate // 20] ** 2)) > 0.2
-    assert np.abs(audio[:, tone_end + rate // 10:]).max() < 0.02  # the padding is silent
+    assert np.sqrt(np.mean(audio[:, rate // 20 : tone_end - rate // 20] ** 2)) > 0.2
+    assert np.abs(audio[:, tone_end + rate // 10 :]).max() < 0.02  # the padding is silent
 
 
 def test_mono_audio_becomes_stereo_at_full_level(tmp_path):
-    out = encode_mp4(chunked(gradient_frames()), 25, tmp_path / "a.mp4", audio=sine(1.0, channels=1),
-                     sample_rate=SR)
+    out = encode_mp4(chunked(gradient_frames()), 25, tmp_path / "a.mp4", audio=sine(1.0, channels=1), sample_rate=SR)
     assert probe(out).audio_channels == 2
     audio, _ = read_audio(out)
-    body = audio[:, SR // 10: -SR // 10]
-    rms = np.sqrt(np.mean(body ** 2, axis=1))
+    body = audio[:, SR // 10 : -SR // 10]
+    rms = np.sqrt(np.mean(body**2, axis=1))
     assert rms == pytest.approx([0.5 / np.sqrt(2)] * 2, rel=0.1)  # no -3 dB pan-law loss
     assert np.abs(body[0] - body[1]).max() < 0.01
 
 
 def test_unusual_sample_rate_is_resampled_for_aac(tmp_path):
-    out = encode_mp4(chunked(gradient_frames()), 25, tmp_path / "a.mp4",
-                     audio=sine(1.0, rate=22000), sample_rate=22000)
+    out = encode_mp4(chunked(gradient_frames()), 25, tmp_path / "a.mp4", audio=sine(1.0, rate=22000), sample_rate=22000)
     info = probe(out)
     assert info.audio_rate == 48000
     audio, rate = read_audio(out)
-    assert dominant_hz(audio[0, rate // 10: -rate // 10], rate) == pytest.approx(440, rel=0.02)
+    assert dominant_hz(audio[0, rate // 10 : -rate // 10], rate) == pytest.approx(440, rel=0.02)
 
 
 @pytest.mark.parametrize("speed", [0.4, 2.5, float("nan")])
@@ -306,13 +313,16 @@ def test_read_audio_wav_duration_and_rate(tmp_path):
     assert dominant_hz(audio[0], rate) == pytest.approx(300, rel=0.01)
 
 
-@pytest.mark.parametrize("ext,fmt,codec,rate", [
-    ("mp3", "mp3", "libmp3lame", 44100),
-    ("m4a", "mp4", "aac", 48000),
-    ("ogg", "ogg", "libopus", 48000),
-    ("webm", "webm", "libopus", 48000),
-    ("flac", "flac", "flac", 22050),
-])
+@pytest.mark.parametrize(
+    "ext,fmt,codec,rate",
+    [
+        ("mp3", "mp3", "libmp3lame", 44100),
+        ("m4a", "mp4", "aac", 48000),
+        ("ogg", "ogg", "libopus", 48000),
+        ("webm", "webm", "libopus", 48000),
+        ("flac", "flac", "flac", 22050),
+    ],
+)
 def test_read_audio_common_upload_formats(tmp_path, ext, fmt, codec, rate):
     if codec not in av.codecs_available:
         pytest.skip(f"{codec} not in this FFmpeg build")

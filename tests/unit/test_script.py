@@ -16,9 +16,11 @@ from ltx2.script.stitch import SegmentFiles, read_frames, stitch, timeline, writ
 from ltx2.script.voice import cut_points
 
 WPM = 150.0
-FIVE = ("Welcome to the studio, where your words become a video. Today I will show you how a long script "
-        "turns into one clip. Every sentence is kept whole whenever it fits. The face stays the same from the "
-        "first word to the last. Thanks for watching, and see you next time!")
+FIVE = (
+    "Welcome to the studio, where your words become a video. Today I will show you how a long script "
+    "turns into one clip. Every sentence is kept whole whenever it fits. The face stays the same from the "
+    "first word to the last. Thanks for watching, and see you next time!"
+)
 
 
 def words(text: str) -> list[str]:
@@ -53,8 +55,10 @@ def test_a_5000_character_sentence_without_breaks_is_cut_at_words_into_clips():
 
 
 def test_a_long_sentence_is_cut_at_clauses_before_words():
-    sentence = ("When the light came up over the hills, the village woke, the bakers lit their ovens, the "
-                "children ran to the river, and the old men sat on the bench to watch the day begin.")
+    sentence = (
+        "When the light came up over the hills, the village woke, the bakers lit their ovens, the "
+        "children ran to the river, and the old men sat on the bench to watch the day begin."
+    )
     plan = split_script(sentence, max_clip_seconds=6.0, words_per_minute=WPM)
     assert len(plan.segments) > 1
     assert all(t.endswith((",", ".")) for t in plan.texts)  # cut after commas, never mid-clause
@@ -88,10 +92,16 @@ def _parse_srt(text: str) -> list[tuple[float, float, str]]:
 
 
 def test_caption_cues_are_ordered_non_overlapping_and_change_with_the_segments():
-    segments = [("Hello there. This is the first clip.", 0.0, 4.0),
-                ("A second clip with one sentence that is quite a bit longer than two lines of subtitles can "
-                 "hold on a screen.", 4.0, 11.5),
-                ("Bye!", 11.5, 12.25)]
+    segments = [
+        ("Hello there. This is the first clip.", 0.0, 4.0),
+        (
+            "A second clip with one sentence that is quite a bit longer than two lines of subtitles can "
+            "hold on a screen.",
+            4.0,
+            11.5,
+        ),
+        ("Bye!", 11.5, 12.25),
+    ]
     srt = _parse_srt(to_srt(build_cues(segments)))
     starts = [c[0] for c in srt]
     assert starts == sorted(starts)
@@ -151,7 +161,7 @@ def test_segments_are_stored_losslessly_and_the_continuity_frame_is_dropped(tmp_
     assert _digest(read_frames(files.video)) == _digest(frames[1:])
     stored = np.load(files.audio)
     assert stored.shape == (2, round(16 * rate / fps))
-    rest = audio[:, round(rate / fps):]  # one frame's worth of audio went with the dropped frame
+    rest = audio[:, round(rate / fps) :]  # one frame's worth of audio went with the dropped frame
     assert abs(rest.shape[1] - stored.shape[1]) <= 1  # sample rounding; a missing sample is silence
     n = min(rest.shape[1], stored.shape[1])
     np.testing.assert_array_equal(stored[:, :n], rest[:, :n])
@@ -165,8 +175,7 @@ def test_stitch_plays_the_segments_end_to_end_with_audio_throughout(tmp_path):
     files = []
     for i, n in enumerate(lengths):
         f = SegmentFiles(tmp_path / "seg", i)
-        write_segment(f, [_frames(n, 10 + i, 64, 64)], np.full((2, round(n * rate / fps)), 0.2, np.float32), rate,
-                      fps)
+        write_segment(f, [_frames(n, 10 + i, 64, 64)], np.full((2, round(n * rate / fps)), 0.2, np.float32), rate, fps)
         files.append(f)
     out = tmp_path / "joined.mp4"
     line = stitch(files, lengths, out, fps=fps, sample_rate=rate)

@@ -12,9 +12,20 @@ from ltx2.serve import check_bind
 from ltx2.settings import Settings
 
 
-@pytest.mark.parametrize("host, loop", [("127.0.0.1", True), ("localhost", True), ("::1", True), ("[::1]", True),
-                                        ("0.0.0.0", False), ("", False), ("::", False), ("192.168.1.5", False),
-                                        ("example.org", False)])
+@pytest.mark.parametrize(
+    "host, loop",
+    [
+        ("127.0.0.1", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("example.org", False),
+    ],
+)
 def test_loopback_detection(host, loop):
     assert is_loopback(host) is loop
 
@@ -32,7 +43,9 @@ def test_public_bind_without_key_is_refused():
 def test_cli_serve_refuses_before_starting_anything(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "ltx2.cli", "serve", "--no-ui", "--host", "0.0.0.0", "--port", "9"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "AVATAR_OUTPUTS_DIR": str(tmp_path), "AVATAR_API_KEYS": "[]"},
     )
     assert proc.returncode != 0

@@ -229,7 +229,7 @@ def test_idle_worker_wakes_on_a_new_job(db_url):
     created_at = time.monotonic()
     creator.create("generate", {"n": 1})
     thread.join(30)
-    (notified, at), = woke
+    ((notified, at),) = woke
     assert notified and at - created_at < 2.0
     # A notification that arrives while the worker is busy is kept: the next wait returns at once.
     job = lifecycle.claim(waiter, "w", ["generate"])

@@ -12,7 +12,9 @@ from tests.api_helpers import api
 
 def _age(store, worker_id: str, **delta) -> None:
     with store.session() as s:
-        s.execute(update(WorkerRecord).where(WorkerRecord.id == worker_id).values(heartbeat_at=utcnow() - timedelta(**delta)))
+        s.execute(
+            update(WorkerRecord).where(WorkerRecord.id == worker_id).values(heartbeat_at=utcnow() - timedelta(**delta))
+        )
         s.commit()
 
 
@@ -35,8 +37,19 @@ def test_workers_list_alive_lost_and_old(tmp_path, db_url):
         a, b = by_id["gpu-a-1-aaaaaa"], by_id["gpu-b-2-bbbbbb"]
         assert a["alive"] and a["state"] == "ready" and a["pid"] == 101 and a["model"] == info and a["host"]
         assert not b["alive"] and b["state"] == "busy" and b["job_id"] == "j1"
-        for key in ("id", "host", "pid", "device", "model", "state", "job_id", "last_heartbeat", "alive",
-                    "started_at", "error"):
+        for key in (
+            "id",
+            "host",
+            "pid",
+            "device",
+            "model",
+            "state",
+            "job_id",
+            "last_heartbeat",
+            "alive",
+            "started_at",
+            "error",
+        ):
             assert key in a
         assert [w["id"] for w in body["workers"]] == ["gpu-b-2-bbbbbb", "gpu-a-1-aaaaaa"]  # newest start first
 

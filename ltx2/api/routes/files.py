@@ -16,10 +16,12 @@ downloads = APIRouter(tags=["files"])
 _BYTES = {200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes"}}
 
 
-@router.post("/v1/files", status_code=201, response_model=FileDocument,
-             summary="Upload a reference photo or a voice recording")
-def upload_file(store: StoreDep, settings: SettingsDep,
-                file: Annotated[UploadFile, File(description="An image or an audio file")]):
+@router.post(
+    "/v1/files", status_code=201, response_model=FileDocument, summary="Upload a reference photo or a voice recording"
+)
+def upload_file(
+    store: StoreDep, settings: SettingsDep, file: Annotated[UploadFile, File(description="An image or an audio file")]
+):
     record = svc.add_upload(store, settings, file.file, file.filename)
     return JSONResponse(svc.file_document(record, settings.base_url), status_code=201)
 
@@ -29,15 +31,20 @@ def get_file(file_id: str, store: StoreDep, settings: SettingsDep):
     return svc.file_document(svc.get_record(store, file_id), settings.base_url)
 
 
-@router.get("/v1/files/{file_id}/content", response_class=FileResponse, responses=_BYTES,
-            summary="An uploaded file's bytes")
+@router.get(
+    "/v1/files/{file_id}/content", response_class=FileResponse, responses=_BYTES, summary="An uploaded file's bytes"
+)
 def get_file_content(file_id: str, store: StoreDep, settings: SettingsDep):
     path, content_type = svc.content_path(store, settings, file_id)
     return FileResponse(path, media_type=content_type)
 
 
-@downloads.get("/download/{filename}", response_class=FileResponse, responses=_BYTES,
-               summary="A finished video, thumbnail or metadata file (Range supported)")
+@downloads.get(
+    "/download/{filename}",
+    response_class=FileResponse,
+    responses=_BYTES,
+    summary="A finished video, thumbnail or metadata file (Range supported)",
+)
 def download(filename: str, settings: SettingsDep):
     path, media_type = svc.output_path(settings, filename)
     return FileResponse(path, media_type=media_type, filename=path.name, content_disposition_type="inline")

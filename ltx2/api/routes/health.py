@@ -15,8 +15,9 @@ open_router = APIRouter(tags=["operations"])
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/v1/workers", response_model=WorkerList,
-            summary="Every worker process that reported itself, on any machine")
+@router.get(
+    "/v1/workers", response_model=WorkerList, summary="Every worker process that reported itself, on any machine"
+)
 def list_workers(
     store: StoreDep,
     settings: SettingsDep,
@@ -28,8 +29,11 @@ def list_workers(
     return svc.workers(store, settings, all_)
 
 
-@router.get("/v1/limits", response_model=Limits,
-            summary="What this server accepts: clip and script lengths, speech rate, uploads")
+@router.get(
+    "/v1/limits",
+    response_model=Limits,
+    summary="What this server accepts: clip and script lengths, speech rate, uploads",
+)
 def limits(settings: SettingsDep):
     """The numbers a client needs to plan a clip or a script the way this server will (the studio's Create page
     shows its segment plan with them)."""
@@ -41,14 +45,21 @@ def health(store: StoreDep, settings: SettingsDep):
     return svc.health(store, settings)
 
 
-@open_router.get("/health-check", response_model=HealthCheck, response_model_exclude_unset=True,
-                 summary="Cog-style state: STARTING, READY, BUSY, SETUP_FAILED, DEFUNCT")
+@open_router.get(
+    "/health-check",
+    response_model=HealthCheck,
+    response_model_exclude_unset=True,
+    summary="Cog-style state: STARTING, READY, BUSY, SETUP_FAILED, DEFUNCT",
+)
 def health_check(request: Request, store: StoreDep, settings: SettingsDep):
     return svc.health_check(store, settings, detail=has_key(request))
 
 
-@router.get("/metrics", response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
-            summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+    summary="Prometheus metrics",
+)
 def metrics(store: StoreDep):
     return Response(svc.metrics(store), media_type=CONTENT_TYPE_LATEST)

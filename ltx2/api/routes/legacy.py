@@ -31,10 +31,19 @@ def generate(
     playback_speed: Annotated[float, Form(ge=MIN_SPEED, le=MAX_SPEED)] = 1.25,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ):
-    return svc.generate(store, settings, text=text, reference_image=reference_image, image_strength=image_strength,
-                        random_avatar=random_avatar, avatar_description=avatar_description,
-                        use_trained_profile=use_trained_profile, trained_person_name=trained_person_name,
-                        playback_speed=playback_speed, idempotency_key=idempotency_key)
+    return svc.generate(
+        store,
+        settings,
+        text=text,
+        reference_image=reference_image,
+        image_strength=image_strength,
+        random_avatar=random_avatar,
+        avatar_description=avatar_description,
+        use_trained_profile=use_trained_profile,
+        trained_person_name=trained_person_name,
+        playback_speed=playback_speed,
+        idempotency_key=idempotency_key,
+    )
 
 
 @router.get("/status/{job_id}", response_model=SeedStatus, summary="Seed API: a job's status")
@@ -47,14 +56,21 @@ def workspace_status(store: StoreDep, settings: SettingsDep):
     return workspace.status(store, settings)
 
 
-@router.post("/clean-workspace", response_model=Cleaned,
-             summary="Seed API: empty the temp folder (and, if asked, finished outputs)")
+@router.post(
+    "/clean-workspace",
+    response_model=Cleaned,
+    summary="Seed API: empty the temp folder (and, if asked, finished outputs)",
+)
 def clean_workspace(store: StoreDep, settings: SettingsDep, include_outputs: Annotated[bool, Form()] = False):
     return workspace.clean(store, settings, include_outputs)
 
 
-@router.post("/master-reset", response_model=Reset,
-             summary="Seed API: delete every job, upload and output (needs confirm=RESET)")
-def master_reset(store: StoreDep, settings: SettingsDep,
-                 confirm: Annotated[str, Form(description=f"Type {RESET_WORD} to confirm")] = ""):
+@router.post(
+    "/master-reset", response_model=Reset, summary="Seed API: delete every job, upload and output (needs confirm=RESET)"
+)
+def master_reset(
+    store: StoreDep,
+    settings: SettingsDep,
+    confirm: Annotated[str, Form(description=f"Type {RESET_WORD} to confirm")] = "",
+):
     return workspace.master_reset(store, settings, confirm)

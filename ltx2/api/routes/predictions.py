@@ -39,25 +39,41 @@ class PredictionRequest(BaseModel):
 class RetakeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str | None = Field(default=None, min_length=1, max_length=1000,
-                             description="New text for this segment; default: the same words, a new take.")
+    text: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="New text for this segment; default: the same words, a new take.",
+    )
 
 
 class FinalizeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["distilled", "two-stage"] = Field(default="two-stage", description="two-stage: the quality "
-                                                    "pipeline (guided stage 1).")
-    width: int | None = Field(default=None, ge=L.MIN_SIDE, le=L.MAX_SIDE, multiple_of=L.SIDE_MULTIPLE,
-                              description="Default: the job's.")
+    mode: Literal["distilled", "two-stage"] = Field(
+        default="two-stage", description="two-stage: the quality pipeline (guided stage 1)."
+    )
+    width: int | None = Field(
+        default=None, ge=L.MIN_SIDE, le=L.MAX_SIDE, multiple_of=L.SIDE_MULTIPLE, description="Default: the job's."
+    )
     height: int | None = Field(default=None, ge=L.MIN_SIDE, le=L.MAX_SIDE, multiple_of=L.SIDE_MULTIPLE)
 
 
 @router.post("", status_code=201, response_model=JobDocument, summary="Create a prediction (a talking-avatar clip)")
-async def create_prediction(body: PredictionRequest, store: StoreDep, settings: SettingsDep,
-                            prefer: PreferHeader = None, idempotency_key: IdempotencyHeader = None):
+async def create_prediction(
+    body: PredictionRequest,
+    store: StoreDep,
+    settings: SettingsDep,
+    prefer: PreferHeader = None,
+    idempotency_key: IdempotencyHeader = None,
+):
     job, created = await run_in_threadpool(
-        svc.create, store, settings, body.input, webhook=body.webhook, events=body.webhook_events_filter,
+        svc.create,
+        store,
+        settings,
+        body.input,
+        webhook=body.webhook,
+        events=body.webhook_events_filter,
         idempotency_key=idempotency_key,
     )
     job = await svc.wait_for(store, job.id, prefer)
@@ -90,57 +106,90 @@ async def get_prediction(job_id: str, store: StoreDep, settings: SettingsDep, pr
     return await run_in_threadpool(document, store, settings, job)
 
 
-@router.post("/{job_id}/cancel", response_model=JobDocument,
-             summary="Cancel: at once if waiting, within one step if running")
+@router.post(
+    "/{job_id}/cancel", response_model=JobDocument, summary="Cancel: at once if waiting, within one step if running"
+)
 def cancel_prediction(job_id: str, store: StoreDep, settings: SettingsDep):
     job = svc.cancel(store, svc.get_job(store, job_id))
     return document(store, settings, job)
 
 
-@router.post("/{job_id}/retry", status_code=201, response_model=JobDocument,
-             summary="Run a failed or canceled prediction again")
+@router.post(
+    "/{job_id}/retry", status_code=201, response_model=JobDocument, summary="Run a failed or canceled prediction again"
+)
 def retry_prediction(job_id: str, store: StoreDep, settings: SettingsDep):
     # A training's input is not a GenerateInput; it is retried by training again.
     new = svc.retry(store, settings, svc.get_job(store, job_id, kind="generate"))
     return JSONResponse(document(store, settings, new), status_code=201)
 
 
-@router.delete("/{job_id}", status_code=204, response_class=Response,
-               summary="Delete a finished prediction and its files")
+@router.delete(
+    "/{job_id}", status_code=204, response_class=Response, summary="Delete a finished prediction and its files"
+)
 def delete_prediction(job_id: str, store: StoreDep, settings: SettingsDep):
     svc.delete(store, settings, svc.get_job(store, job_id))
     return Response(status_code=204)
 
 
 def _created(settings, store, job) -> JSONResponse:
-    return JSONResponse(document(store, settings, job), status_code=201,
-                        headers={"Location": f"{settings.base_url}/v1/predictions/{job.id}"})
+    return JSONResponse(
+        document(store, settings, job),
+        status_code=201,
+        headers={"Location": f"{settings.base_url}/v1/predictions/{job.id}"},
+    )
 
 
-@router.post("/{job_id}/segments/{number}/retake", status_code=201, response_model=JobDocument,
-             summary="Make one segment of a script again (optionally with new text); the others are reused")
-def retake_segment(job_id: str, number: int, store: StoreDep, settings: SettingsDep,
-                   body: RetakeRequest | None = None, idempotency_key: IdempotencyHeader = None):
+@router.post(
+    "/{job_id}/segments/{number}/retake",
+    status_code=201,
+    response_model=JobDocument,
+    summary="Make one segment of a script again (optionally with new text); the others are reused",
+)
+def retake_segment(
+    job_id: str,
+    number: int,
+    store: StoreDep,
+    settings: SettingsDep,
+    body: RetakeRequest | None = None,
+    idempotency_key: IdempotencyHeader = None,
+):
     parent = svc.get_job(store, job_id, kind="generate")
     job = svc.retake(store, settings, parent, number, body.text if body else None, idempotency_key)
     return _created(settings, store, job)
 
 
-@router.post("/{job_id}/finalize", status_code=201, response_model=JobDocument,
-             summary="Render a draft (or any finished prediction) again at full quality, same seed and segments")
-def finalize_prediction(job_id: str, store: StoreDep, settings: SettingsDep, body: FinalizeRequest | None = None,
-                        idempotency_key: IdempotencyHeader = None):
+@router.post(
+    "/{job_id}/finalize",
+    status_code=201,
+    response_model=JobDocument,
+    summary="Render a draft (or any finished prediction) again at full quality, same seed and segments",
+)
+def finalize_prediction(
+    job_id: str,
+    store: StoreDep,
+    settings: SettingsDep,
+    body: FinalizeRequest | None = None,
+    idempotency_key: IdempotencyHeader = None,
+):
     parent = svc.get_job(store, job_id, kind="generate")
     body = body or FinalizeRequest()
-    job = svc.finalize(store, settings, parent, mode=body.mode, width=body.width, height=body.height,
-                       idempotency_key=idempotency_key)
+    job = svc.finalize(
+        store, settings, parent, mode=body.mode, width=body.width, height=body.height, idempotency_key=idempotency_key
+    )
     return _created(settings, store, job)
 
 
-@router.get("/{job_id}/stream", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}},
-                             "description": "`progress` events, then one `completed` event (the job document)"}},
-            summary="Server-sent events: the job document on every change, until done")
+@router.get(
+    "/{job_id}/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`progress` events, then one `completed` event (the job document)",
+        }
+    },
+    summary="Server-sent events: the job document on every change, until done",
+)
 async def stream_prediction(job_id: str, request: Request, store: StoreDep, settings: SettingsDep):
     job = await run_in_threadpool(store.get, job_id)
     if job is None:
@@ -151,7 +200,7 @@ async def stream_prediction(job_id: str, request: Request, store: StoreDep, sett
         while True:
             current = await run_in_threadpool(store.get, job_id)
             if current is None:
-                yield "event: error\ndata: {\"detail\": \"deleted\"}\n\n"
+                yield 'event: error\ndata: {"detail": "deleted"}\n\n'
                 return
             key = (current.status_sequence, current.progress_step, current.progress_phase)
             if key != last:
@@ -163,5 +212,6 @@ async def stream_prediction(job_id: str, request: Request, store: StoreDep, sett
                 return
             await asyncio.sleep(0.25)
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

@@ -33,8 +33,12 @@ def _training(store, job_id: str):
     return predictions.get_job(store, job_id, kind="train", noun="training")
 
 
-@router.post("/v1/trainings", status_code=201, response_model=JobDocument,
-             summary="Train a face profile from 3–10 photos of one person")
+@router.post(
+    "/v1/trainings",
+    status_code=201,
+    response_model=JobDocument,
+    summary="Train a face profile from 3–10 photos of one person",
+)
 def create_training(
     store: StoreDep,
     settings: SettingsDep,
@@ -45,17 +49,33 @@ def create_training(
     learning_rate: Annotated[float, Form(gt=0, le=1e-2)] = 1e-4,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ):
-    job = svc.start_training(store, settings, name=name, steps=steps, uploads=photos, rank=rank,
-                             alpha=float(rank), learning_rate=learning_rate, idempotency_key=idempotency_key)
+    job = svc.start_training(
+        store,
+        settings,
+        name=name,
+        steps=steps,
+        uploads=photos,
+        rank=rank,
+        alpha=float(rank),
+        learning_rate=learning_rate,
+        idempotency_key=idempotency_key,
+    )
     return JSONResponse(document(store, settings, job), status_code=201)
 
 
 @router.get("/v1/trainings", response_model=JobPage, summary="List trainings, newest first")
-def list_trainings(request: Request, store: StoreDep, settings: SettingsDep,
-                   cursor: Annotated[int | None, Query(ge=0, le=MAX_CURSOR)] = None, limit: int = 50):
+def list_trainings(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    cursor: Annotated[int | None, Query(ge=0, le=MAX_CURSOR)] = None,
+    limit: int = 50,
+):
     jobs, nxt = store.list(kind="train", cursor=cursor, limit=max(1, min(limit, 200)))
-    return {"results": [document(store, settings, j) for j in jobs],
-            "next": str(request.url.include_query_params(cursor=nxt)) if nxt is not None else None}
+    return {
+        "results": [document(store, settings, j) for j in jobs],
+        "next": str(request.url.include_query_params(cursor=nxt)) if nxt is not None else None,
+    }
 
 
 @router.get("/v1/trainings/{job_id}", response_model=JobDocument, summary="Get a training (live loss in progress)")
@@ -63,8 +83,9 @@ def get_training(job_id: str, store: StoreDep, settings: SettingsDep):
     return document(store, settings, _training(store, job_id))
 
 
-@router.post("/v1/trainings/{job_id}/cancel", response_model=JobDocument,
-             summary="Cancel a training (no profile is kept)")
+@router.post(
+    "/v1/trainings/{job_id}/cancel", response_model=JobDocument, summary="Cancel a training (no profile is kept)"
+)
 def cancel_training(job_id: str, store: StoreDep, settings: SettingsDep):
     job = predictions.cancel(store, _training(store, job_id), noun="training")
     return document(store, settings, job)
@@ -80,15 +101,19 @@ def get_profile(name: str, store: StoreDep, settings: SettingsDep):
     return svc.profile_document(svc.get_profile(store, name), settings.base_url)
 
 
-@router.get("/v1/profiles/{name}/photo", response_class=FileResponse,
-            responses={200: {"content": {"image/png": {}}, "description": "The photo (PNG)"}},
-            summary="The profile's best photo (its default reference image)")
+@router.get(
+    "/v1/profiles/{name}/photo",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/png": {}}, "description": "The photo (PNG)"}},
+    summary="The profile's best photo (its default reference image)",
+)
 def profile_photo(name: str, store: StoreDep, settings: SettingsDep):
     return FileResponse(svc.profile_photo(store, settings, name), media_type="image/png")
 
 
-@router.delete("/v1/profiles/{name}", status_code=204, response_class=Response,
-               summary="Delete a face profile and its files")
+@router.delete(
+    "/v1/profiles/{name}", status_code=204, response_class=Response, summary="Delete a face profile and its files"
+)
 def delete_profile(name: str, store: StoreDep, settings: SettingsDep):
     svc.delete_profile(store, settings, name)
     return Response(status_code=204)
@@ -106,17 +131,25 @@ def train_face(
     training_steps: Annotated[int, Form(ge=100, le=500)] = 300,
 ):
     job = svc.start_training(store, settings, name=person_name, steps=training_steps, uploads=training_photos)
-    return {"job_id": job.id, "status": "queued", "person_name": person_name,
-            "message": f"training {len(training_photos)} photos for {training_steps} steps"}
+    return {
+        "job_id": job.id,
+        "status": "queued",
+        "person_name": person_name,
+        "message": f"training {len(training_photos)} photos for {training_steps} steps",
+    }
 
 
-@seed_router.get("/training-status", response_model=TrainingStatus,
-                 summary="Seed API: trained profiles and running trainings")
+@seed_router.get(
+    "/training-status", response_model=TrainingStatus, summary="Seed API: trained profiles and running trainings"
+)
 def training_status(store: StoreDep, settings: SettingsDep):
     return seed.training_status(store, settings)
 
 
-@seed_router.get("/training-progress/{job_id}", response_model=TrainingProgress,
-                 summary="Seed API: a training's progress (real loss, no 'accuracy')")
+@seed_router.get(
+    "/training-progress/{job_id}",
+    response_model=TrainingProgress,
+    summary="Seed API: a training's progress (real loss, no 'accuracy')",
+)
 def training_progress(job_id: str, store: StoreDep):
     return seed.training_progress(_training(store, job_id))
