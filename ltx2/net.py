@@ -135,6 +135,10 @@ class FetchPolicy:
 # -------------------------------------------------------------------------------------------------- fetching
 
 
+class PolicyRefusal(httpx.ConnectError):
+    """The transport would not connect: the policy refused the address. Final, not a network hiccup to retry."""
+
+
 class _GuardedTransport(httpx.HTTPTransport):
     def __init__(self, policy: FetchPolicy, **kwargs):
         super().__init__(**kwargs)
@@ -145,7 +149,7 @@ class _GuardedTransport(httpx.HTTPTransport):
         try:
             ip = self.policy.resolve(request.url)
         except FetchRefused as exc:
-            raise httpx.ConnectError(f"refused: {exc}", request=request) from None
+            raise PolicyRefusal(f"refused: {exc}", request=request) from None
         # Connect to the address that was checked; the Host header (set when the request was built) and SNI keep
         # the name, so virtual hosts and certificates still work.
         request.url = request.url.copy_with(host=str(ip))

@@ -41,7 +41,7 @@ def job_document(job: Job, base_url: str, queue_position: int | None = None) -> 
         "error_code": job.error_code,
         "logs": job.logs or "",
         "progress": {
-            "percent": job.progress_percent,
+            "percent": float(job.progress_percent or 0),  # one spelling (100.0) whatever the driver returned
             "step": job.progress_step,
             "total_steps": job.progress_total,
             "phase": job.progress_phase,

@@ -87,11 +87,18 @@ def _commit(store: JobStore, session: Session, wrote: bool) -> None:
         store.outbox_written.set()
 
 
-def _move(store: JobStore, session: Session, stmt, to: JobStatus) -> Job | None:
-    """Run a guarded UPDATE … RETURNING for a move to `to` and record its messages; None when nothing moved."""
+def _move(store: JobStore, session: Session, stmt, to: JobStatus, log: str | None = None) -> Job | None:
+    """Run a guarded UPDATE … RETURNING for a move to `to` and record its messages; None when nothing moved.
+
+    `log` is appended in the same transaction, before the messages are recorded: the `completed` body then is the
+    job exactly as it ends (its last log line included), not a state one line older than what GET returns.
+    """
     job = session.scalar(stmt.returning(Job).execution_options(synchronize_session=False))
     if job is None:
         return None
+    if log is not None:
+        job = append_log_in(session, job.id, log) or job
+        _emit(store, session, job, "logs")
     for event in _events_for(to):
         _emit(store, session, job, event)
     if to == STARTING:
@@ -136,8 +143,10 @@ def move(
     output: dict | None = None,
     error: str | None = None,
     error_code: str | None = None,
+    log: str | None = None,
 ) -> bool:
-    """Guarded status move; False when the job is not in a state that allows it (or not this worker's)."""
+    """Guarded status move (with its log line, if any); False when the job is not in a state that allows it (or
+    not this worker's)."""
     to = JobStatus(to)
     values = _values_for(to)
     if output is not None:
@@ -150,7 +159,7 @@ def move(
     if worker_id is not None:
         stmt = stmt.where(Job.worker_id == worker_id)
     with store.session() as s:
-        job = _move(store, s, stmt, to)
+        job = _move(store, s, stmt, to, log)
         _commit(store, s, job is not None and bool(job.webhook))
     return job is not None
 
@@ -204,9 +213,7 @@ def reap(store: JobStore, stale_after_s: float, *, max_attempts: int = 2) -> lis
         )
         note = {STARTING: "requeued", FAILED: "failed (worker_lost)", CANCELED: "canceled"}[target]
         with store.session() as s:
-            job = _move(store, s, stmt, target)
-            if job is not None:
-                append_log_in(s, job_id, f"worker stopped responding: {note}")
+            job = _move(store, s, stmt, target, f"worker stopped responding: {note}")
             _commit(store, s, job is not None and bool(job.webhook))
         if job is not None:
             moved.append((job_id, target))

@@ -11,6 +11,7 @@ from datetime import timedelta
 from loguru import logger
 from sqlalchemy import or_, select, update
 
+from ltx2.net import FetchPolicy, guarded_client
 from ltx2.settings import Settings
 from ltx2.store.jobs import JobStore
 from ltx2.store.models import OutboxEvent, utcnow
@@ -151,7 +152,12 @@ class Notifier:
                     error=attempt.error,
                 )
 
-            with Deliverer(self._secret) as deliverer:
+            # Every outbound URL goes through the one guarded fetcher (ltx2.net): the address is checked when the
+            # connection is made, not only when the job was created (DNS can change in between), no redirects.
+            with (
+                guarded_client(FetchPolicy.from_settings(self.settings)) as client,
+                Deliverer(self._secret, client=client) as deliverer,
+            ):
                 result = deliverer.deliver_with_retry(row.url, row.event, row.body.encode(), row.msg_id, on_attempt=log)
             with self.store.session() as s:
                 s.execute(

@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ltx2.net import PolicyRefusal
+
 __all__ = [
     "EVENTS",
     "DEFAULT_EVENTS_FILTER",
@@ -294,6 +296,7 @@ class DeliveryAttempt:
     ok: bool
     duration_s: float
     at: float  # unix time the attempt started
+    final: bool = False  # retrying cannot help (the fetch policy refused the address)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -361,6 +364,7 @@ class Deliverer:
         started = time.monotonic()
         status: int | None = None
         error: str | None = None
+        final = False
         try:
             # Streamed and closed without reading: the receiver's body is of no use and could be huge.
             with self._client.stream("POST", url, content=bytes(body), headers=headers) as response:
@@ -370,6 +374,8 @@ class Deliverer:
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             # A URL that skipped validation (e.g. stored before it existed): a failed attempt, not a crash.
             error = _short(f"invalid URL ({type(exc).__name__}): {exc}")
+        except PolicyRefusal as exc:
+            error, final = _short(str(exc)), True
         except httpx.TimeoutException as exc:
             error = _short(f"timeout ({type(exc).__name__})")
         except httpx.TransportError as exc:
@@ -385,6 +391,7 @@ class Deliverer:
             ok=error is None,
             duration_s=time.monotonic() - started,
             at=at,
+            final=final,
         )
         if not result.ok:
             log.info("webhook %s %s attempt %d to %s failed: %s", event, msg_id, attempt, url, error)
@@ -423,7 +430,7 @@ class Deliverer:
                     on_attempt(result)
                 except Exception:  # noqa: BLE001 - a logging hiccup must not cost the n8n callback
                     log.exception("webhook on_attempt callback failed")
-            if result.ok or n == total:
+            if result.ok or result.final or n == total:
                 break
             sleep(backoff_delay(n - 1, backoff, max_backoff, jitter, rng))
         assert result is not None

@@ -176,11 +176,9 @@ class Worker:
             output = runner(self.engine, settings, store, job, on_progress, should_cancel)
         except JobCanceled:
             if self.aborting.is_set():
-                lifecycle.move(store, job.id, STARTING, worker_id=self.id)
-                self._log(job.id, "worker shutting down: job requeued")
+                lifecycle.move(store, job.id, STARTING, worker_id=self.id, log="worker shutting down: job requeued")
             elif not lost.is_set():
-                lifecycle.move(store, job.id, CANCELED, worker_id=self.id)
-                self._log(job.id, "canceled")
+                lifecycle.move(store, job.id, CANCELED, worker_id=self.id, log="canceled")
         except InvalidInputError as exc:
             self._fail(job, "invalid_input", str(exc))
         except OutOfMemoryError as exc:  # the engine freed its cache already
@@ -190,8 +188,7 @@ class Worker:
             store.append_log(job.id, traceback.format_exc(limit=8))
             self._fail(job, "internal_error", f"{exc.__class__.__name__}: {exc}")
         else:
-            if lifecycle.move(store, job.id, SUCCEEDED, worker_id=self.id, output=output):
-                self._log(job.id, "succeeded")
+            lifecycle.move(store, job.id, SUCCEEDED, worker_id=self.id, output=output, log="succeeded")
         finally:
             self.current_job = None
             done.set()
@@ -199,8 +196,15 @@ class Worker:
             store.worker_seen(self.id, state=WorkerState.READY)
 
     def _fail(self, job, code: str, message: str) -> None:
-        lifecycle.move(self.store, job.id, FAILED, worker_id=self.id, error=message, error_code=code)
-        self._log(job.id, f"failed ({code}): {message}")
+        lifecycle.move(
+            self.store,
+            job.id,
+            FAILED,
+            worker_id=self.id,
+            error=message,
+            error_code=code,
+            log=f"failed ({code}): {message}",
+        )
 
     def _log(self, job_id: str, line: str) -> None:
         lifecycle.log(self.store, job_id, line)

@@ -136,12 +136,12 @@ def test_worker_reports_starting_while_its_engine_loads(tmp_path):
     the real one, held back 4 s (as long as four stale periods) to stand in for a large checkpoint."""
     outputs = tmp_path / "outputs"
     script = textwrap.dedent("""
-        import time, ltx2.cli
-        real = ltx2.cli.load_engine
+        import time, ltx2.engine.factory as factory
+        real = factory.load_engine
         def slow(settings):
             time.sleep(4)
             return real(settings)
-        ltx2.cli.load_engine = slow
+        factory.load_engine = slow
         from ltx2.worker.main import Worker
         raise SystemExit(Worker().run())
     """)

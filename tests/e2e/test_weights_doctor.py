@@ -13,6 +13,7 @@ from safetensors.numpy import save_file
 
 from ltx2 import weights
 from ltx2.doctor import Check, exit_status, format_checks, run_doctor
+from ltx2.domain.digest import sha256_file
 from ltx2.engine.tiny import TinyPaths, build_tiny
 from ltx2.settings import Settings
 from ltx2.weights import (
@@ -132,7 +133,7 @@ def test_verify_file_checks_size_and_hash(tmp_path):
     assert verify_file(path, "checkpoint", size=size).ok
     wrong_size = verify_file(path, "checkpoint", size=size + 1)
     assert not wrong_size.ok and "size" in wrong_size.reason
-    digest = weights._sha256(path)
+    digest = sha256_file(path)
     assert verify_file(path, "checkpoint", sha256=digest).ok
     wrong_hash = verify_file(path, "checkpoint", sha256="0" * 64)
     assert not wrong_hash.ok and "sha256" in wrong_hash.reason

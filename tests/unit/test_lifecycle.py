@@ -36,6 +36,11 @@ def receiver():
     r.stop()
 
 
+def local(receiver: Receiver) -> str:
+    """The allow-list entry for a receiver on this machine (deliveries go through the guarded fetcher)."""
+    return receiver.url.split("/")[2]
+
+
 def outbox(store: JobStore, job_id: str, event: str | None = None) -> list[OutboxEvent]:
     query = select(OutboxEvent).where(OutboxEvent.job_id == job_id).order_by(OutboxEvent.id)
     if event is not None:
@@ -119,7 +124,11 @@ def test_reaper_failure_records_completed_once_even_with_two_reapers(store):
 
 
 def test_notifier_delivers_signed_and_retries_under_one_id(store, receiver, tmp_path):
-    settings = Settings(outputs_dir=tmp_path / "out", webhook_secret="whsec_YXZhdGFyLWdlbmVyYXRvci10ZXN0LWtleS0yNA==")
+    settings = Settings(
+        outputs_dir=tmp_path / "out",
+        webhook_secret="whsec_YXZhdGFyLWdlbmVyYXRvci10ZXN0LWtleS0yNA==",
+        fetch_allow=[local(receiver)],
+    )
     receiver.statuses = [503]  # the first attempt fails, the retry succeeds
     job = store.create("generate", {}, webhook=receiver.url, webhook_events_filter=["completed"])[0]
     lifecycle.cancel(store, job.id)
@@ -142,7 +151,7 @@ def test_notifier_delivers_signed_and_retries_under_one_id(store, receiver, tmp_
 
 
 def test_a_message_whose_sender_died_is_sent_again_by_another_notifier(store, receiver, tmp_path):
-    settings = Settings(outputs_dir=tmp_path / "out", webhook_secret="plain-secret")
+    settings = Settings(outputs_dir=tmp_path / "out", webhook_secret="plain-secret", fetch_allow=[local(receiver)])
     job = store.create("generate", {}, webhook=receiver.url)[0]
     lifecycle.cancel(store, job.id)
     # A notifier took the message and died: its lease is still running, so nobody else sends it yet.
@@ -182,7 +191,7 @@ def test_both_cancel_routes_record_one_completed_message(tmp_path, receiver, kin
 
 
 def test_a_busy_notifier_sends_the_rest_once_a_delivery_finishes(store, receiver, tmp_path):
-    settings = Settings(outputs_dir=tmp_path / "out", webhook_secret="plain-secret")
+    settings = Settings(outputs_dir=tmp_path / "out", webhook_secret="plain-secret", fetch_allow=[local(receiver)])
     receiver.stall_s = 0.3  # a slow receiver: two deliveries at a time, six messages
     jobs = [store.create("generate", {"n": i}, webhook=receiver.url)[0] for i in range(6)]
     for job in jobs:
@@ -197,3 +206,25 @@ def test_a_busy_notifier_sends_the_rest_once_a_delivery_finishes(store, receiver
     assert sorted(r["headers"]["webhook-id"] for r in receiver.requests) == sorted(
         f"msg_{job.id}_completed_1" for job in jobs
     )
+
+
+def test_the_notifier_delivers_through_the_guarded_fetcher(store, receiver, tmp_path):
+    # A job whose webhook reaches loopback (say a name that resolved elsewhere when the job was created): with the
+    # default allow-list (n8n's port only) the delivery is refused when it connects, and the receiver never hears.
+    # Retrying a refused address cannot help, so it is tried once.
+    settings = Settings(outputs_dir=tmp_path / "out", webhook_secret="plain-secret")
+    job = store.create("generate", {}, webhook=receiver.url, webhook_events_filter=["completed"])[0]
+    lifecycle.cancel(store, job.id)
+    notifier = Notifier(store, settings, poll_s=0.1).start()
+    try:
+        deadline = time.monotonic() + 30
+        while not outbox(store, job.id)[0].delivered_at and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        notifier.stop()
+    [message] = outbox(store, job.id)
+    assert message.delivered_at is not None and not message.ok
+    assert receiver.requests == []
+    with store.session() as s:
+        errors = list(s.scalars(select(WebhookDelivery.error).where(WebhookDelivery.job_id == job.id)))
+    assert len(errors) == 1 and "loopback" in errors[0], errors  # a refusal is final: no retries
