@@ -122,7 +122,7 @@ def banner(state: dict) -> None:
     if model and model.get("tiny"):
         st.warning(
             "**Tiny test checkpoint loaded.** The real LTX-2 pipeline runs, but the picture and sound are noise. "
-            "Configure real weights (`avatar models download`, then `AVATAR_CHECKPOINT`) for real videos.",
+            "For real videos run `avatar models download` on a GPU host: the next launch uses the verified weights.",
             icon=":material/science:",
         )
     if state.get("status") == "SETUP_FAILED":
