@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -42,7 +43,6 @@ def generate(
     steps: int | None = typer.Option(None, "--steps", help="Stage-1 steps for two-stage and audio modes."),
 ) -> None:
     """Make a talking-avatar video: one clip, or a long script stitched from several."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ltx2.domain.errors import EngineError, InvalidInputError
     from ltx2.render import ClipSpec, plan_request, render
@@ -112,18 +112,7 @@ def generate(
         if settings.uses_tiny:
             typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
         engine = load_engine(settings)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            transient=False,
-        ) as bar:
-            task = bar.add_task("denoising", total=None)
-
-            def on_progress(p) -> None:
-                bar.update(task, description=p.phase, completed=p.overall_step, total=p.overall_total)
-
+        with _denoising_bar() as on_progress:
             result = render(engine, spec, out, settings, on_progress=on_progress)
     except (InvalidInputError, WeightsError) as exc:
         fail(str(exc))
@@ -137,11 +126,24 @@ def generate(
     typer.echo(f"thumbnail {result.thumbnail}  metadata {result.metadata_path}")
 
 
+@contextmanager
+def _denoising_bar():
+    """A terminal progress bar over every denoising step; yields the engine's `on_progress` callback."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+    with Progress(*columns, TimeElapsedColumn(), transient=False) as bar:
+        task = bar.add_task("denoising", total=None)
+
+        def on_progress(p, _data=None) -> None:
+            bar.update(task, description=p.phase, completed=p.overall_step, total=p.overall_total)
+
+        yield on_progress
+
+
 def _generate_script(spec, text, out: Path, settings, formats, burn, crossfade, segment_seconds, draft) -> None:
     import shutil
     import tempfile
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ltx2.domain.errors import EngineError, InvalidInputError
     from ltx2.render.script import ScriptSpec, plan_script, render_script
@@ -166,18 +168,7 @@ def _generate_script(spec, text, out: Path, settings, formats, burn, crossfade, 
         if settings.uses_tiny:
             typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
         engine = load_engine(settings)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            transient=False,
-        ) as bar:
-            task = bar.add_task("denoising", total=None)
-
-            def on_progress(p, _data=None) -> None:
-                bar.update(task, description=p.phase, completed=p.overall_step, total=p.overall_total)
-
+        with _denoising_bar() as on_progress:
             result = render_script(engine, script, segments, folder, out, settings, on_progress=on_progress)
     except (InvalidInputError, WeightsError) as exc:
         fail(str(exc))
