@@ -97,6 +97,12 @@ class TrainInput(BaseModel):
     checkpoint_every: int = Field(default=100, ge=1)
 
 
+def input_file_ids(kind: str, inp: dict) -> list[str]:
+    """The upload ids a job's input uses (a generate job's photo and recording, a training's photos)."""
+    ids = [inp.get("image"), inp.get("audio")] if kind == "generate" else list(inp.get("photos") or [])
+    return list(dict.fromkeys(i for i in ids if isinstance(i, str)))
+
+
 def trigger_for(name: str) -> str:
     """A rare token the text encoder has not tied to anyone: 'ohwx' plus the name's letters."""
     letters = "".join(ch for ch in name.lower() if ch.isalnum())[:16]

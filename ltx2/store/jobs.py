@@ -17,15 +17,17 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, delete, event, func, or_, select, text, update
+from sqlalchemy import create_engine, delete, event, exists, func, insert, literal, or_, select, text, tuple_, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ltx2.domain.inputs import input_file_ids
 from ltx2.store.models import (
     PROCESSING,
     STARTING,
     TERMINAL,
+    FileOwner,
     FileRecord,
     Job,
     OutboxEvent,
@@ -258,6 +260,8 @@ class JobStore:
         with self.session() as s:
             s.add(job)
             try:
+                s.flush()
+                self._own(s, "job", job.id, input_file_ids(kind, input))
                 self._notify(s, kind)
                 s.commit()
                 return job, True
@@ -403,10 +407,16 @@ class JobStore:
         return row is None or bool(row[0]) or row[1] != PROCESSING
 
     def delete(self, job_id: str) -> bool:
+        return self.delete_with_files(job_id)[0]
+
+    def delete_with_files(self, job_id: str) -> tuple[bool, list[FileRecord]]:
+        """Delete a finished job and, in the same transaction, the uploads no one else uses (their records are
+        returned: the caller removes the bytes)."""
         with self.session() as s:
             n = s.execute(delete(Job).where(Job.id == job_id, Job.status.in_(TERMINAL))).rowcount
+            released = self._release(s, [("job", job_id)]) if n == 1 else []
             s.commit()
-        return n == 1
+        return n == 1, released
 
     # --- files -----------------------------------------------------------------------------------------
 
@@ -420,6 +430,7 @@ class JobStore:
         size: int,
         original_name: str | None = None,
         meta: dict | None = None,
+        user_metadata: dict | None = None,
     ) -> FileRecord:
         record = FileRecord(
             id=new_id(),
@@ -430,6 +441,7 @@ class JobStore:
             size=size,
             original_name=original_name,
             meta=meta or {},
+            user_metadata=user_metadata,
             created_at=utcnow(),
         )
         with self.session() as s:
@@ -443,16 +455,111 @@ class JobStore:
 
     def delete_file(self, file_id: str) -> None:
         with self.session() as s:
-            s.execute(delete(FileRecord).where(FileRecord.id == file_id))
+            s.execute(delete(FileRecord).where(FileRecord.id == file_id))  # its owner rows cascade
             s.commit()
+
+    def list_files(self, *, cursor: tuple[datetime, str] | None = None, limit: int = 50):
+        """Newest first; `cursor` is the (created_at, id) to continue below. Returns (files, next cursor or None)."""
+        query = select(FileRecord).order_by(FileRecord.created_at.desc(), FileRecord.id.desc()).limit(limit + 1)
+        if cursor is not None:
+            query = query.where(
+                tuple_(FileRecord.created_at, FileRecord.id)
+                < tuple_(literal(cursor[0], FileRecord.created_at.type), literal(cursor[1]))
+            )
+        with self.session() as s:
+            rows = list(s.scalars(query))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, ((as_utc(rows[-1].created_at), rows[-1].id) if more and rows else None)
+
+    def file_owners(self, file_id: str) -> list[tuple[str, str]]:
+        """(owner kind, owner id) of everything that keeps the upload."""
+        with self.session() as s:
+            rows = s.execute(select(FileOwner.owner_kind, FileOwner.owner_id).where(FileOwner.file_id == file_id))
+            return [(k, o) for k, o in rows]
+
+    def active_users(self, file_id: str) -> list[str]:
+        """Ids of waiting or running jobs that use the upload."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Job.id)
+                    .join(FileOwner, (FileOwner.owner_kind == "job") & (FileOwner.owner_id == Job.id))
+                    .where(FileOwner.file_id == file_id, Job.status.in_((STARTING, PROCESSING)))
+                )
+            )
+
+    def owned_counts(self) -> tuple[int, int]:
+        """(uploads kept by a job or a profile, uploads owned by nobody)."""
+        owned = exists().where(FileOwner.file_id == FileRecord.id)
+        with self.session() as s:
+            n_owned = s.scalar(select(func.count()).select_from(FileRecord).where(owned)) or 0
+            n_free = s.scalar(select(func.count()).select_from(FileRecord).where(~owned)) or 0
+        return int(n_owned), int(n_free)
+
+    def delete_unowned_files(self) -> list[FileRecord]:
+        """Delete the records of uploads no job or profile keeps; returns them (the caller removes the bytes)."""
+        with self.session() as s:
+            gone = self._delete_unowned(s, None)
+            s.commit()
+        return gone
+
+    def release_expired_inputs(self, finished_before: datetime) -> list[FileRecord]:
+        """Retention: jobs that finished before the cutoff let go of their inputs; the uploads no one else keeps are
+        deleted and returned (the job rows and outputs stay)."""
+        done = select(Job.id).where(
+            Job.status.in_(TERMINAL), func.coalesce(Job.completed_at, Job.created_at) < finished_before
+        )
+        with self.session() as s:
+            owners = [
+                ("job", o)
+                for o in s.scalars(
+                    select(FileOwner.owner_id).where(FileOwner.owner_kind == "job", FileOwner.owner_id.in_(done))
+                )
+            ]
+            gone = self._release(s, owners) if owners else []
+            s.commit()
+        return gone
+
+    @staticmethod
+    def _own(s: Session, owner_kind: str, owner_id: str, file_ids: list[str]) -> None:
+        # Only ids that are uploads become links (an input naming no upload was refused before it got here).
+        if file_ids:
+            s.execute(
+                insert(FileOwner).from_select(
+                    ["file_id", "owner_kind", "owner_id"],
+                    select(FileRecord.id, literal(owner_kind), literal(owner_id)).where(FileRecord.id.in_(file_ids)),
+                )
+            )
+
+    def _release(self, s: Session, owners: list[tuple[str, str]]) -> list[FileRecord]:
+        """Drop the owners' links; delete (and return) the uploads that were theirs and now have no owner."""
+        keys = tuple_(FileOwner.owner_kind, FileOwner.owner_id).in_(owners)
+        file_ids = list(s.scalars(select(FileOwner.file_id).where(keys).distinct()))
+        s.execute(delete(FileOwner).where(keys))
+        return self._delete_unowned(s, file_ids) if file_ids else []
+
+    @staticmethod
+    def _delete_unowned(s: Session, file_ids: list[str] | None) -> list[FileRecord]:
+        # One statement decides and deletes, so a link added meanwhile keeps its file.
+        query = delete(FileRecord).where(~exists().where(FileOwner.file_id == FileRecord.id))
+        if file_ids is not None:
+            query = query.where(FileRecord.id.in_(file_ids))
+        rows = s.execute(query.returning(FileRecord.id, FileRecord.path, FileRecord.kind)).all()
+        return [FileRecord(id=i, path=p, kind=k) for i, p, k in rows]
 
     # --- face profiles ---------------------------------------------------------------------------------
 
     def add_profile(self, profile: Profile) -> bool:
-        """Insert; False when the name is taken (the caller then cleans up its files)."""
+        """Insert; False when the name is taken (the caller then cleans up its files). The profile keeps the
+        uploads its training used (its training job's photos)."""
         with self.session() as s:
             s.add(profile)
             try:
+                s.flush()
+                training = s.scalar(select(Job).where(Job.id == profile.training_job)) if profile.training_job else None
+                if training is not None:
+                    self._own(s, "profile", profile.name, input_file_ids(training.kind, training.input))
                 s.commit()
             except IntegrityError:
                 s.rollback()
@@ -467,13 +574,18 @@ class JobStore:
         with self.session() as s:
             return list(s.scalars(select(Profile).order_by(Profile.created_at)))
 
-    def delete_profile(self, name: str) -> Profile | None:
+    def delete_profile(self, name: str) -> tuple[Profile | None, list[FileRecord]]:
+        """Delete the profile and the face photos it was trained from (unless another job or profile uses one):
+        its training job lets go of them too. Returns (profile or None, the upload records deleted)."""
         with self.session() as s:
             profile = s.get(Profile, name)
-            if profile is not None:
-                s.delete(profile)
-                s.commit()
-            return profile
+            if profile is None:
+                return None, []
+            s.delete(profile)
+            owners = [("profile", name)] + ([("job", profile.training_job)] if profile.training_job else [])
+            released = self._release(s, owners)
+            s.commit()
+            return profile, released
 
     def active_jobs(self, kind: str) -> list[Job]:
         with self.session() as s:
@@ -556,6 +668,7 @@ class JobStore:
             # Messages already sent go; the `completed` of jobs the reset just canceled is still delivered.
             s.execute(delete(OutboxEvent).where(OutboxEvent.delivered_at.is_not(None)))
             s.execute(delete(Job))
+            s.execute(delete(FileOwner))
             s.execute(delete(FileRecord))
             s.execute(delete(Profile))
             s.commit()

@@ -76,7 +76,22 @@ class FileRecord(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    # What the client attached (POST /v1/files `metadata`, a JSON object); returned as the File's `metadata`.
+    user_metadata: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FileOwner(Base):
+    """Who keeps an upload: a job that uses it, or a face profile trained from it (an upload without a row here is
+    owned by nobody yet). A file goes when its last owner goes; clean-workspace removes the unowned ones."""
+
+    __tablename__ = "file_owners"
+
+    file_id: Mapped[str] = mapped_column(String(32), ForeignKey("files.id", ondelete="CASCADE"), primary_key=True)
+    owner_kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # job | profile
+    owner_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    __table_args__ = (Index("ix_file_owners_owner", "owner_kind", "owner_id"),)
 
 
 class WebhookDelivery(Base):
