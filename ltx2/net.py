@@ -34,7 +34,17 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
 class FetchRefused(ValueError):
-    """The URL may not be fetched: its reason is safe to show to the client."""
+    """The URL may not be fetched: its reason is safe to show to the client. `status`: the HTTP status to answer."""
+
+    status = 422
+
+
+class FetchTooLarge(FetchRefused):
+    status = 413
+
+
+class FetchWrongType(FetchRefused):
+    status = 415
 
 
 # ----------------------------------------------------------------------------------------------------- policy
@@ -169,19 +179,33 @@ def fetch(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+    accept: tuple[str, ...] | None = None,
 ) -> bytes:
-    """GET ``url`` through the policy: a 2xx body of at most ``max_bytes``, else FetchRefused."""
+    """GET ``url`` through the policy: a 2xx body of at most ``max_bytes``, else FetchRefused.
+
+    ``accept``: media types (``image/png``) or families (``image/``) the response's Content-Type must match; a body
+    of another type, or one that says it is larger than the cap, is refused before it is read."""
     policy.check(url)
     with guarded_client(policy, timeout=timeout) as client:
         try:
             with client.stream("GET", url) as response:
                 if not 200 <= response.status_code < 300:
                     raise FetchRefused(f"{url} answered HTTP {response.status_code} (redirects are not followed)")
+                media_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if accept is not None and not any(media_type.startswith(a) for a in accept):
+                    raise FetchWrongType(f"{url} is {media_type or 'of no stated type'}, not {' or '.join(accept)}")
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise FetchTooLarge(f"{url} is larger than {_size(max_bytes)}")
                 body = bytearray()
                 for chunk in response.iter_bytes():
                     body += chunk
                     if len(body) > max_bytes:
-                        raise FetchRefused(f"{url} is larger than {max_bytes // 2**20} MB")
+                        raise FetchTooLarge(f"{url} is larger than {_size(max_bytes)}")
                 return bytes(body)
         except httpx.HTTPError as exc:
             raise FetchRefused(f"{url} could not be fetched: {exc}") from None
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:g} MB" if n >= 2**20 else f"{n} bytes"
