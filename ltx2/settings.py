@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     stale_after_s: float = Field(default=20.0, gt=0)  # no heartbeat for this long: the worker is lost
     poll_s: float = Field(default=0.25, gt=0)
     max_upload_mb: int = 50
+    # Finished jobs' inputs (reference photos, recordings) are deleted this many days after the job ended, unless a
+    # profile or another job still uses them; off when unset. The API's background loop sweeps.
+    retention_days: float | None = Field(default=None, gt=0)
 
     # Hugging Face repositories for `avatar models download`.
     hf_repo: str = "Lightricks/LTX-2"

@@ -60,15 +60,28 @@ class JobPage(_Open):
 
 
 class FileDocument(_Open):
+    """Replicate's File object, plus `kind`, `sha256`, `original_name` and `meta` (the decoded size or length)."""
+
     id: str
-    kind: str
+    name: str
     content_type: str
     size: int
+    etag: str
+    checksums: dict[str, str]
+    metadata: dict[str, Any] = {}
+    created_at: str | None = None
+    expires_at: str | None = None
+    urls: dict[str, str]
+    kind: str
     sha256: str
     original_name: str | None = None
     meta: dict[str, Any] = {}
-    created_at: str | None = None
-    urls: dict[str, str]
+
+
+class FileList(_Open):
+    results: list[FileDocument]
+    next: str | None = None
+    previous: str | None = None
 
 
 class ProfileDocument(_Open):
@@ -182,6 +195,12 @@ class WorkspaceStatus(_Open):
     temp_bytes: int
     uploads: int
     uploads_bytes: int
+    uploads_in_use: int
+    uploads_unused: int
+    profile_photos: int
+    uploads_folder: str
+    profiles_folder: str
+    retention_days: float | None = None
     jobs: dict[str, int]
     disk_free_bytes: int
 
@@ -190,6 +209,7 @@ class Cleaned(_Open):
     status: str
     files_removed: int
     jobs_deleted: int
+    uploads_removed: int = 0
 
 
 class Reset(_Open):

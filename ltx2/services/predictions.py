@@ -16,6 +16,7 @@ from ltx2.domain.prompts import estimate_speech_seconds, plan_clip
 from ltx2.domain.split import split_script
 from ltx2.domain.status import STATUSES, TERMINAL, JobStatus
 from ltx2.net import FetchPolicy
+from ltx2.services import files
 from ltx2.settings import Settings
 from ltx2.store import lifecycle
 from ltx2.store.documents import job_document
@@ -153,11 +154,44 @@ def create(
     events: list[str] | None,
     idempotency_key: str | None,
 ):
-    """Check and queue a generate job; (job, created) — an idempotent repeat returns the first job."""
-    check_input(store, settings, inp)
-    return create_job(
-        store, settings, "generate", inp.model_dump(), webhook=webhook, events=events, idempotency_key=idempotency_key
-    )
+    """Check and queue a generate job; (job, created) — an idempotent repeat returns the first job.
+
+    `image` and `audio` may be URLs or data: URIs: they become uploads first (dropped again if the request fails)."""
+    inp, fresh = resolve_files(store, settings, inp, idempotency_key)
+    try:
+        check_input(store, settings, inp)
+        return create_job(
+            store,
+            settings,
+            "generate",
+            inp.model_dump(),
+            webhook=webhook,
+            events=events,
+            idempotency_key=idempotency_key,
+        )
+    except BaseException:
+        for file_id in fresh:  # a rejected request keeps nothing
+            files.drop(store, settings, file_id)
+        raise
+
+
+def resolve_files(store: JobStore, settings: Settings, inp: GenerateInput, idempotency_key: str | None):
+    """(input with upload ids, ids of the uploads made here from URLs and data: URIs)."""
+    resolved, fresh = {}, []
+    try:
+        for field in ("image", "audio"):
+            file_id, new = files.resolve_input(store, settings, getattr(inp, field), field=f"input.{field}", kind=field)
+            if new:
+                earlier = files.earlier_copy(store, settings, idempotency_key, field, file_id)
+                file_id, new = earlier or file_id, earlier is None
+            resolved[field] = file_id
+            if new:
+                fresh.append(file_id)
+    except BaseException:
+        for file_id in fresh:
+            files.drop(store, settings, file_id)
+        raise
+    return inp.model_copy(update=resolved), fresh
 
 
 async def wait_for(store: JobStore, job_id: str, prefer: str | None):
@@ -209,8 +243,10 @@ def retry(store: JobStore, settings: Settings, job):
 def delete(store: JobStore, settings: Settings, job) -> None:
     if job.status not in TERMINAL:
         raise Problem(409, f"prediction {job.id} is {job.status}; cancel it first")
-    if store.delete(job.id):
+    deleted, released = store.delete_with_files(job.id)
+    if deleted:
         remove_outputs(settings, job)
+        files.remove_bytes(settings, released)  # the uploads only this job used
 
 
 def output_files(job) -> list[str]:

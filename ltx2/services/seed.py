@@ -41,6 +41,7 @@ def generate(
     trained_person_name: str | None,
     playback_speed: float,
     idempotency_key: str | None,
+    reference_image_url: str | None = None,
 ) -> dict:
     profile = None
     if use_trained_profile:
@@ -60,33 +61,22 @@ def generate(
         file_id = files.add_image(
             store, settings, reference_image.file, reference_image.filename, field="reference_image"
         ).id
-        reused = _photo_of_earlier_request(store, settings, idempotency_key, file_id)
+        reused = files.earlier_copy(store, settings, idempotency_key, "image", file_id)
         file_id, fresh = reused or file_id, reused is None
         inp.update(image=file_id, image_strength=seed_to_ltx_strength(image_strength))
+    elif reference_image_url and not random_avatar:
+        # Fetched through the guarded fetcher (or decoded from a data: URI) by predictions.create, like /v1 inputs.
+        inp.update(image=reference_image_url, image_strength=seed_to_ltx_strength(image_strength))
     try:
         parsed = GenerateInput.model_validate(inp)
         job, _ = predictions.create(store, settings, parsed, webhook=None, events=None, idempotency_key=idempotency_key)
-    except Exception:
+    except Exception as exc:
         if fresh:  # a rejected request keeps nothing (an idempotency conflict included)
             files.drop(store, settings, file_id)
+        if isinstance(exc, Problem) and inp.get("image") == reference_image_url:  # name the field the client sent
+            exc.detail = exc.detail.replace("input.image", "reference_image_url", 1)
         raise
     return {"job_id": job.id, "status": "queued"}
-
-
-def _photo_of_earlier_request(store, settings: Settings, idempotency_key: str | None, file_id: str) -> str | None:
-    """A repeat under the same Idempotency-Key with the same photo reuses the first request's file.
-
-    Every upload gets a new id, so without this the repeat's input would never equal the first one and an
-    idempotent retry would be answered 409. The new copy is dropped; returns the earlier file's id.
-    """
-    earlier = store.by_idempotency_key(idempotency_key) if idempotency_key else None
-    earlier_id = (earlier.input or {}).get("image") if earlier is not None else None
-    old = store.get_file(earlier_id) if earlier_id else None
-    new = store.get_file(file_id)
-    if old is None or new is None or old.sha256 != new.sha256 or old.kind != new.kind:
-        return None
-    files.drop(store, settings, file_id)
-    return old.id
 
 
 def status(store: JobStore, settings: Settings, job_id: str) -> dict:

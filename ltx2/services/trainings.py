@@ -119,10 +119,12 @@ def profile_photo(store: JobStore, settings: Settings, name: str) -> Path:
 
 
 def delete_profile(store: JobStore, settings: Settings, name: str) -> None:
-    """The row, its LoRA and its photos (faces must not linger)."""
-    profile = store.delete_profile(name)
+    """The row, its LoRA, its photos and the uploads it was trained from unless another job or profile uses one
+    (faces must not linger)."""
+    profile, released = store.delete_profile(name)
     if profile is None:
         raise Problem(404, f"no face profile {name!r}")
     folder = profile_folder(settings, profile.folder)
     if folder is not None:
         shutil.rmtree(folder)
+    files.remove_bytes(settings, released)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ltx2.domain.errors import Problem
 from ltx2.domain.status import ACTIVE, TERMINAL, JobStatus
+from ltx2.services import files
 from ltx2.services.predictions import remove_outputs
 from ltx2.settings import Settings
 from ltx2.store import lifecycle
@@ -32,6 +33,8 @@ def status(store: JobStore, settings: Settings) -> dict:
         else 0
     )
     disk = shutil.disk_usage(settings.outputs_dir if settings.outputs_dir.exists() else settings.outputs_dir.parent)
+    owned, unowned = store.owned_counts()
+    profile_photos = sum(len(p.photos) for p in store.list_profiles())
     return {
         "videos": len(videos),
         "outputs_bytes": out_b,
@@ -39,13 +42,22 @@ def status(store: JobStore, settings: Settings) -> dict:
         "temp_bytes": temp_b,
         "uploads": up_n,
         "uploads_bytes": up_b,
+        # Faces and voices kept: uploads a job or profile still uses, uploads no one uses (clean-workspace removes
+        # them), the photos inside face profiles, and the folders they are in.
+        "uploads_in_use": owned,
+        "uploads_unused": unowned,
+        "profile_photos": profile_photos,
+        "uploads_folder": str(settings.uploads_dir),
+        "profiles_folder": str(settings.profiles_dir),
+        "retention_days": settings.retention_days,
         "jobs": store.counts(),
         "disk_free_bytes": disk.free,
     }
 
 
 def clean(store: JobStore, settings: Settings, include_outputs: bool) -> dict:
-    """Empty the temp folder; with include_outputs also delete finished jobs and their files."""
+    """Empty the temp folder and delete the uploads no job or profile uses; with include_outputs also delete
+    finished jobs, their files and the uploads only they used."""
     removed = empty_dir(settings.temp_dir)
     deleted_jobs = 0
     if include_outputs:
@@ -53,12 +65,19 @@ def clean(store: JobStore, settings: Settings, include_outputs: bool) -> dict:
         while True:
             jobs, cursor = store.list(status=TERMINAL, cursor=cursor, limit=200)
             for job in jobs:
-                if store.delete(job.id):
+                deleted, released = store.delete_with_files(job.id)
+                if deleted:
                     deleted_jobs += 1
-                    removed += remove_outputs(settings, job)
+                    removed += remove_outputs(settings, job) + files.remove_bytes(settings, released)
             if cursor is None:
                 break
-    return {"status": "cleaned", "files_removed": removed, "jobs_deleted": deleted_jobs}
+    uploads = files.clean_unowned(store, settings)
+    return {
+        "status": "cleaned",
+        "files_removed": removed + uploads,
+        "jobs_deleted": deleted_jobs,
+        "uploads_removed": uploads,
+    }
 
 
 def empty_dir(path: Path) -> int:

@@ -22,6 +22,14 @@ def generate(
     settings: SettingsDep,
     text: Annotated[str, Form(max_length=MAX_TEXT_CHARS)],
     reference_image: Annotated[UploadFile | None, File()] = None,
+    reference_image_url: Annotated[
+        str | None,
+        Form(
+            max_length=1_000_000,
+            description="Instead of an upload: an http(s) URL (fetched through the guarded fetcher; "
+            "AVATAR_FETCH_ALLOW lets local hosts through), a data: URI, or an uploaded file's id or URL.",
+        ),
+    ] = None,
     image_strength: Annotated[float, Form(ge=0.5, le=2.0)] = 1.9,
     random_avatar: Annotated[bool, Form()] = False,
     avatar_description: Annotated[str | None, Form(max_length=1000)] = None,
@@ -36,6 +44,7 @@ def generate(
         settings,
         text=text,
         reference_image=reference_image,
+        reference_image_url=reference_image_url,
         image_strength=image_strength,
         random_avatar=random_avatar,
         avatar_description=avatar_description,
