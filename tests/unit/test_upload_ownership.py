@@ -211,3 +211,58 @@ def test_retention_sweep_removes_expired_inputs_and_is_off_by_default(tmp_path):
         assert_problem(client.get(f"/v1/files/{photo}"), 404)
         assert _on_disk(settings) == set()
         assert client.get(f"/v1/predictions/{job}").status_code == 200  # the job itself stays
+
+
+def test_the_migration_gives_existing_uploads_their_owners(db_url):
+    """A database from before ownership (revision 0003): its jobs' and profiles' uploads get owners on upgrade, so
+    the first clean-workspace after the upgrade removes only what nothing uses."""
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    import ltx2.store.jobs as jobs_module
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(jobs_module.__file__).parent / "migrations"))
+    config.set_main_option("sqlalchemy.url", db_url.replace("%", "%%"))
+    command.upgrade(config, "0003")
+    engine = create_engine(db_url)
+    now = utcnow()
+    with engine.begin() as c:
+        for fid in ("f_used", "f_photo", "f_free"):
+            c.execute(
+                text(
+                    "INSERT INTO files (id, kind, content_type, path, sha256, size, meta, created_at) "
+                    "VALUES (:id, 'image', 'image/png', :path, :sha, 1, '{}', :now)"
+                ),
+                {"id": fid, "path": f"{fid}.png", "sha": fid, "now": now},
+            )
+        for jid, kind, inp in (
+            ("j_gen", "generate", '{"text": "hi", "image": "f_used", "audio": null}'),
+            ("j_train", "train", '{"name": "ana", "photos": ["f_photo", "gone"]}'),
+        ):
+            c.execute(
+                text(
+                    "INSERT INTO jobs (id, kind, status, input, logs, progress_step, progress_total, "
+                    "progress_percent, priority, attempt, cancel_requested, status_sequence, created_at) "
+                    "VALUES (:id, :kind, 'succeeded', :inp, '', 0, 0, 0, 0, 0, false, 0, :now)"
+                ),
+                {"id": jid, "kind": kind, "inp": inp, "now": now},
+            )
+        c.execute(
+            text(
+                "INSERT INTO profiles (name, trigger, folder, lora, photos, best_photo, steps, training_job, "
+                "created_at) VALUES ('ana', 't', 'f', 'l', '[]', 'b', 1, 'j_train', :now)"
+            ),
+            {"now": now},
+        )
+    engine.dispose()
+    store = JobStore(db_url)
+    store.migrate()
+    assert store.file_owners("f_used") == [("job", "j_gen")]
+    assert sorted(store.file_owners("f_photo")) == [("job", "j_train"), ("profile", "ana")]
+    assert store.file_owners("f_free") == []
+    assert _ids(store.delete_unowned_files()) == {"f_free"}
+    store.close()
