@@ -227,6 +227,10 @@ def _send(c, file: dict, store_key: str) -> str:
         raise _Refused from exc
 
 
+def _photo_url() -> str:
+    return (st.session_state.get("create_photo_url") or "").strip()
+
+
 def _randomise_seed() -> None:
     st.session_state["create_seed"] = random.randint(0, 2**31 - 1)
 
@@ -246,7 +250,7 @@ def prompt_preview(mode: str, text: str) -> None:
     state = st.session_state
     description = (state.get("create_description") or "").strip() or None if mode == "random" else None
     trigger = state.get("create_trigger") if mode == "profile" else None
-    has_photo = mode == "profile" or (mode == "photo" and bool(state.get("create_photo")))
+    has_photo = mode == "profile" or (mode == "photo" and bool(state.get("create_photo") or _photo_url()))
     if not text.strip():
         return
     lim = ui.limits()
@@ -308,6 +312,16 @@ if mode == "photo":
         "create_photo",
         _photo_preview,
     )
+    if not photo:  # a pasted link instead: the server fetches it (allow-listed hosts only) and checks the picture
+        st.text_input(
+            "…or paste an image URL",
+            key="create_photo_url",
+            placeholder="https://example.com/me.png",
+            **PERSIST,
+            help="An http(s) link to a PNG, JPEG or WebP picture. The server downloads it through its guarded "
+            "fetcher: addresses on this machine or a private network need AVATAR_FETCH_ALLOW.",
+        )
+        _field_problem("create_photo_url")
     left, right = st.columns(2)
     inp["image_strength"] = left.slider(
         "Photo strength",
@@ -485,8 +499,8 @@ if st.button("Generate", type="primary", icon=":material/movie:", key="create_su
         problem = "A number above is out of its range (see the message under it)."
     elif mode != "voice" and not text:
         problem = "Type what the avatar should say."
-    elif mode == "photo" and not photo:
-        problem = "Upload a reference photo, or choose “Random avatar from a description”."
+    elif mode == "photo" and not photo and not _photo_url():
+        problem = "Upload a reference photo or paste its URL, or choose “Random avatar from a description”."
     elif mode == "profile" and "profile" not in inp:
         problem = "Pick a face profile (train one on the Face profiles page first)."
     elif mode == "voice" and not audio:
@@ -508,15 +522,25 @@ if st.button("Generate", type="primary", icon=":material/movie:", key="create_su
             draft=bool(draft),
         )
         c = ui.client()
+        url = _photo_url() if mode == "photo" and not photo else ""
         try:
             with st.spinner("Sending to the server…"):
                 for file, field, store_key in ((photo, "image", _photo_key(mode)), (audio, "audio", "create_voice")):
                     if file:
                         inp[field] = _send(c, file, store_key)
+                if url:
+                    inp["image"] = url
+                st.session_state.pop("create_photo_url_problem", None)
                 job = c.create_prediction({k: v for k, v in inp.items() if v is not None})
         except _Refused:
             st.rerun()  # the field that holds the refused file says why, under itself
         except ApiError as exc:
+            said = str(exc)
+            if url and exc.status is not None and exc.status < 500 and said.lower().startswith("input.image: "):
+                st.session_state["create_photo_url_problem"] = (
+                    f"The server did not take this link: {said.split(': ', 1)[1]}"
+                )
+                st.rerun()  # said under the URL field
             ui.show_error(exc, prefix="The clip was not queued: ")
         else:
             ui.focus(job["id"])

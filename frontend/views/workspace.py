@@ -22,7 +22,8 @@ def _clean(outputs_too: bool) -> None:
         st.session_state["workspace_error"] = exc
     else:
         st.session_state["workspace_result"] = (
-            f"Cleaned: {done.get('files_removed', 0)} files removed, {done.get('jobs_deleted', 0)} jobs deleted."
+            f"Cleaned: {done.get('files_removed', 0)} files removed ({done.get('uploads_removed', 0)} unused "
+            f"uploads), {done.get('jobs_deleted', 0)} jobs deleted."
         )
     st.session_state.pop("clean_confirm", None)
 
@@ -96,13 +97,30 @@ i.metric(
     help="Clips and trainings together.",
 )
 
+with st.container(border=True, key="faces_kept"):
+    st.subheader("Faces and voices kept")
+    used, unused, in_profiles = ws.get("uploads_in_use", 0), ws.get("uploads_unused", 0), ws.get("profile_photos", 0)
+    st.write(
+        f"**{_plural(used, 'upload')}** (reference photos, recordings, training photos) used by jobs or face "
+        f"profiles, **{unused}** used by nothing (Clean removes them), and **{_plural(in_profiles, 'photo')}** "
+        "inside trained face profiles. Deleting a job deletes the uploads only it used; deleting a profile deletes "
+        "its photos and LoRA."
+    )
+    st.caption(f"Uploads: `{ws.get('uploads_folder', '?')}` · face profiles: `{ws.get('profiles_folder', '?')}`")
+    days = ws.get("retention_days")
+    st.caption(
+        f"Finished jobs' inputs are deleted {days:g} days after the job ends (AVATAR_RETENTION_DAYS)."
+        if days
+        else "Inputs are kept until their job or profile is deleted (set AVATAR_RETENTION_DAYS to expire them)."
+    )
+
 finished = sum(jobs.get(s, 0) for s in ui.TERMINAL)
 with st.container(border=True):
     st.subheader("Clean")
     st.write(
-        "Empties the temp folder. Optionally also deletes every finished, failed or canceled job with its "
-        "video, thumbnail, captions and metadata (waiting and running jobs and trained face profiles are "
-        "kept)."
+        "Empties the temp folder and deletes uploads no job or profile uses. Optionally also deletes every "
+        "finished, failed or canceled job with its video, thumbnail, captions, metadata and the uploads only it "
+        "used (waiting and running jobs and trained face profiles are kept)."
     )
     outputs_too = st.checkbox(
         "Also delete finished jobs and their videos",
