@@ -116,3 +116,15 @@ def test_a_url_that_is_not_allow_listed_is_refused(server, url, words):
     assert response.status_code == 422 and response.headers["content-type"].startswith("application/problem+json")
     assert words in response.json()["detail"]
     assert server.client.get("/v1/files").json()["results"] == before
+
+
+def test_seed_generate_with_reference_image_url_makes_a_video(server, photo_site):
+    response = server.client.post(
+        "/generate",
+        data={"text": "Hello there.", "reference_image_url": f"http://{photo_site}/face.png"},
+    )
+    assert response.status_code == 200, response.text
+    job = response.json()["job_id"]
+    doc = _video(server, job)
+    assert server.client.get(f"/v1/files/{doc['input']['image']}").json()["meta"] == {"width": 64, "height": 64}
+    assert server.client.get(f"/status/{job}").json()["status"] == "completed"

@@ -266,3 +266,23 @@ def test_the_migration_gives_existing_uploads_their_owners(db_url):
     assert store.file_owners("f_free") == []
     assert _ids(store.delete_unowned_files()) == {"f_free"}
     store.close()
+
+
+def test_the_api_background_loop_sweeps_expired_inputs(tmp_path, monkeypatch):
+    """AVATAR_RETENTION_DAYS set: the reaper thread of a running API removes a finished job's photo by itself."""
+    from ltx2.api import app as app_module
+
+    monkeypatch.setattr(app_module, "SWEEP_EVERY_S", 0.2)
+    with api(tmp_path, retention_days=0.5 / 86400, stale_after_s=2) as (client, settings):  # half a second
+        photo = upload(client, png_bytes()).json()["id"]
+        kept = upload(client, png_bytes(color=(1, 1, 1))).json()["id"]
+        job = create_job(client, image=photo)["id"]
+        waiting = create_job(client, image=kept, seed=3)["id"]
+        client.post(f"/v1/predictions/{job}/cancel")
+        deadline = time.monotonic() + 30
+        while client.get(f"/v1/files/{photo}").status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert_problem(client.get(f"/v1/files/{photo}"), 404)
+        assert client.get(f"/v1/files/{kept}").status_code == 200  # its job has not finished
+        assert client.get(f"/v1/predictions/{waiting}").json()["status"] == "starting"
+        assert len(_on_disk(settings)) == 1
