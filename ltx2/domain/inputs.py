@@ -22,15 +22,21 @@ class SourceRef(BaseModel):
 
 
 class GenerateInput(BaseModel):
-    """Input of a `generate` prediction. Files are ids from POST /v1/files."""
+    """Input of a `generate` prediction. Once queued, `image` and `audio` hold upload ids (POST /v1/files)."""
 
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="What the avatar says.")
-    image: str | None = Field(default=None, description="File id of the reference photo (frame 0).")
+    image: str | None = Field(
+        default=None,
+        description="The reference photo (frame 0): a file id, its URL on this server, a data: URI, or an http(s) "
+        "URL the server fetches (guarded; local hosts need AVATAR_FETCH_ALLOW).",
+    )
     image_strength: float = Field(default=1.0, ge=0.0, le=1.0, description="LTX-2 conditioning strength 0–1.")
     keyframe_anchors: int = Field(default=0, ge=0, le=8, description="The photo again at N later keyframes.")
-    audio: str | None = Field(default=None, description="File id of a voice recording the video follows.")
+    audio: str | None = Field(
+        default=None, description="A voice recording the video follows: given the same ways as `image`."
+    )
     avatar_description: str | None = Field(default=None, max_length=1000)
     seed: int = Field(default=42, ge=0, le=2**31 - 1)
     width: int = Field(default=L.DEFAULT_WIDTH, ge=L.MIN_SIDE, le=L.MAX_SIDE, multiple_of=L.SIDE_MULTIPLE)
