@@ -32,7 +32,10 @@ def status(store: JobStore, settings: Settings) -> dict:
         else 0
     )
     disk = shutil.disk_usage(settings.outputs_dir if settings.outputs_dir.exists() else settings.outputs_dir.parent)
+    photos = sum(1 for _ in settings.uploads_dir.rglob("*.png")) if settings.uploads_dir.exists() else 0
     return {
+        "reference_images": photos,  # the seed's names, beside today's
+        "cached_videos": len(videos),
         "videos": len(videos),
         "outputs_bytes": out_b,
         "temp_files": temp_n,
@@ -58,7 +61,7 @@ def clean(store: JobStore, settings: Settings, include_outputs: bool) -> dict:
                     removed += remove_outputs(settings, job)
             if cursor is None:
                 break
-    return {"status": "cleaned", "files_removed": removed, "jobs_deleted": deleted_jobs}
+    return {"status": "success", "deleted_count": removed, "files_removed": removed, "jobs_deleted": deleted_jobs}
 
 
 def empty_dir(path: Path) -> int:
