@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -10,24 +11,36 @@ from loguru import logger
 
 from ltx2 import __version__
 from ltx2.api import deps, docs, errors
-from ltx2.api.routes import files, health, legacy, predictions, trainings
+from ltx2.api.routes import files, health, legacy, predictions, trainings, trash
 from ltx2.api.security import BrowserGuard
+from ltx2.services import outputs
 from ltx2.settings import Settings, get_settings
 from ltx2.state import configure_logging, secure_state
 from ltx2.store import lifecycle
 from ltx2.store.jobs import JobStore
 from ltx2.store.notifier import Notifier
 
+SWEEP_EVERY_S = 600  # the trash is emptied of expired entries this often (and at the first pass)
+
 
 def reap_forever(store: JobStore, settings: Settings, stop: threading.Event) -> None:
-    """Fail or requeue jobs whose worker stopped heartbeating; safe to run on several machines at once."""
+    """Fail or requeue jobs whose worker stopped heartbeating; safe to run on several machines at once. Also
+    empties expired trash entries (services.outputs.sweep) every SWEEP_EVERY_S."""
     interval = max(0.5, min(5.0, settings.stale_after_s / 4))
+    next_sweep = 0.0
     while not stop.wait(interval):
         try:
             for job_id, status in lifecycle.reap(store, settings.stale_after_s):
                 logger.warning("reaper: job {} → {}", job_id, status)
         except Exception:  # noqa: BLE001 - a database hiccup must not end the reaper
             logger.exception("reaper pass failed")
+        if time.monotonic() >= next_sweep:
+            next_sweep = time.monotonic() + SWEEP_EVERY_S
+            try:
+                if emptied := outputs.sweep(settings):
+                    logger.info("trash: {} expired entries deleted", emptied)
+            except Exception:  # noqa: BLE001 - a full disk or a racing sweeper must not end the reaper
+                logger.exception("trash sweep failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -80,5 +93,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(legacy.router, dependencies=protected)
     app.include_router(trainings.router, dependencies=protected)
     app.include_router(trainings.seed_router, dependencies=protected)
+    app.include_router(trash.router, dependencies=protected)
     docs.install(app, protected)
     return app

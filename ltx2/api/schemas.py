@@ -196,6 +196,9 @@ class WorkspaceStatus(_Open):
     uploads: int
     uploads_bytes: int
     jobs: dict[str, int]
+    trash: int = Field(description="Deleted jobs waiting in the trash (restorable)")
+    trash_bytes: int
+    trash_days: float = Field(description="Days a deleted job stays restorable (0: deletes are final)")
     disk_free_bytes: int
 
 
@@ -204,6 +207,24 @@ class Cleaned(_Open):
     deleted_count: int = Field(description="Seed name: files deleted (same as files_removed)")
     files_removed: int
     jobs_deleted: int
+    trash_days: float = Field(description="> 0: the deleted jobs can be restored (GET /v1/trash) for this many days")
+
+
+class TrashEntry(_Open):
+    id: str
+    kind: str
+    status: str
+    text: str | None = None
+    created_at: str
+    deleted_at: str
+    expires_at: str = Field(description="When the sweeper deletes it for good")
+    files: list[str]
+    bytes: int
+
+
+class TrashList(_Open):
+    results: list[TrashEntry]
+    trash_days: float
 
 
 class Reset(_Open):

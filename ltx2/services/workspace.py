@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ltx2.domain.errors import Problem
 from ltx2.domain.status import ACTIVE, TERMINAL, JobStatus
-from ltx2.services.predictions import remove_outputs
+from ltx2.services import outputs
 from ltx2.settings import Settings
 from ltx2.store import lifecycle
 from ltx2.store.jobs import JobStore
@@ -33,6 +33,7 @@ def status(store: JobStore, settings: Settings) -> dict:
     )
     disk = shutil.disk_usage(settings.outputs_dir if settings.outputs_dir.exists() else settings.outputs_dir.parent)
     photos = sum(1 for _ in settings.uploads_dir.rglob("*.png")) if settings.uploads_dir.exists() else 0
+    trash = outputs.list_trash(settings)["results"]
     return {
         "reference_images": photos,  # the seed's names, beside today's
         "cached_videos": len(videos),
@@ -43,12 +44,15 @@ def status(store: JobStore, settings: Settings) -> dict:
         "uploads": up_n,
         "uploads_bytes": up_b,
         "jobs": store.counts(),
+        "trash": len(trash),
+        "trash_bytes": sum(e["bytes"] for e in trash),
+        "trash_days": settings.trash_days,
         "disk_free_bytes": disk.free,
     }
 
 
 def clean(store: JobStore, settings: Settings, include_outputs: bool) -> dict:
-    """Empty the temp folder; with include_outputs also delete finished jobs and their files."""
+    """Empty the temp folder; with include_outputs also delete finished jobs (into the trash, like one delete)."""
     removed = empty_dir(settings.temp_dir)
     deleted_jobs = 0
     if include_outputs:
@@ -56,12 +60,17 @@ def clean(store: JobStore, settings: Settings, include_outputs: bool) -> dict:
         while True:
             jobs, cursor = store.list(status=TERMINAL, cursor=cursor, limit=200)
             for job in jobs:
-                if store.delete(job.id):
-                    deleted_jobs += 1
-                    removed += remove_outputs(settings, job)
+                removed += outputs.discard(store, settings, job)
+                deleted_jobs += store.get(job.id) is None
             if cursor is None:
                 break
-    return {"status": "success", "deleted_count": removed, "files_removed": removed, "jobs_deleted": deleted_jobs}
+    return {
+        "status": "success",
+        "deleted_count": removed,
+        "files_removed": removed,
+        "jobs_deleted": deleted_jobs,
+        "trash_days": settings.trash_days,  # > 0: the deleted jobs' videos can be restored until then
+    }
 
 
 def empty_dir(path: Path) -> int:
@@ -99,7 +108,13 @@ def master_reset(store: JobStore, settings: Settings, confirm: str) -> dict:
     # Profile rows went with clear_all(); their photos and LoRA weights go too (faces must not linger).
     removed = sum(
         empty_dir(p)
-        for p in (settings.uploads_dir, settings.profiles_dir, settings.temp_dir, settings.state_dir / "segments")
+        for p in (
+            settings.uploads_dir,
+            settings.profiles_dir,
+            settings.temp_dir,
+            settings.state_dir / "segments",
+            settings.trash_dir,  # a reset is final: the trash goes too
+        )
     )
     for path in settings.outputs_dir.glob("*"):
         if path.is_file() and path.suffix in (".mp4", ".jpg", ".json", ".srt", ".vtt"):
