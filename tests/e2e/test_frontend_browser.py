@@ -392,6 +392,7 @@ def test_created_time_ticks_while_the_jobs_page_polls(page, server):
             "/v1/predictions", json={"input": {"text": LINE, "width": 128, "height": 128}}
         ).json()["id"]
         server.wait_status(clip, ("succeeded",), timeout=job_s())
+        shared["clip"] = clip
     with sqlite3.connect(server.root / "outputs" / ".state" / "avatar.db") as db:
         (stored,) = db.execute("SELECT created_at FROM jobs WHERE id = ?", (clip,)).fetchone()
         past = datetime.now(UTC) - timedelta(seconds=50)
