@@ -137,7 +137,7 @@ def recently_deleted(trash: dict | None) -> None:
     """The trash: deleted clips stay restorable for the server's trash_days, then the server empties it."""
     if trash is None:
         return
-    entries = [e for e in trash["results"] if e["kind"] == "generate"]
+    entries = [e for e in trash["results"] if e["kind"] == "generate" and e["status"] == "succeeded"]  # clips
     if not entries:
         return
     with st.expander(f"Recently deleted ({len(entries)})", icon=":material/restore_from_trash:"):
