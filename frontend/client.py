@@ -182,6 +182,13 @@ class ApiClient:
     def delete(self, job_id: str) -> None:
         self._request("DELETE", f"/v1/predictions/{job_id}")
 
+    def trash(self) -> dict:
+        """Deleted jobs that can still be restored, and for how many days the server keeps them."""
+        return self._json("GET", "/v1/trash")
+
+    def restore(self, job_id: str) -> dict:
+        return self._json("POST", f"/v1/trash/{job_id}/restore")
+
     def retake_segment(
         self, job_id: str, number: int, text: str | None = None, idempotency_key: str | None = None
     ) -> dict:

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     stale_after_s: float = Field(default=20.0, gt=0)  # no heartbeat for this long: the worker is lost
     poll_s: float = Field(default=0.25, gt=0)
     max_upload_mb: int = 50
+    # Deleted videos wait this many days in the trash (outputs/.state/trash), restorable, before the sweeper
+    # empties them for good; 0 deletes at once.
+    trash_days: float = Field(default=7.0, ge=0)
     # Finished jobs' inputs (reference photos, recordings) are deleted this many days after the job ended, unless a
     # profile or another job still uses them; off when unset. The API's background loop sweeps.
     retention_days: float | None = Field(default=None, gt=0)
@@ -138,6 +141,10 @@ class Settings(BaseSettings):
     @property
     def uploads_dir(self) -> Path:
         return self.state_dir / "uploads"
+
+    @property
+    def trash_dir(self) -> Path:
+        return self.state_dir / "trash"
 
     @property
     def profiles_dir(self) -> Path:

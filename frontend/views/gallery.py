@@ -109,7 +109,55 @@ def _delete(job_id: str) -> None:
     st.session_state["gallery_deleted"] = job_id
 
 
-def tile(versions: list[dict]) -> None:
+def _restore(job_id: str) -> None:
+    try:
+        ui.client().restore(job_id)
+    except ApiError as exc:
+        st.session_state["gallery_error"] = exc
+        return
+    st.session_state["gallery_restored"] = job_id
+
+
+def read_trash() -> dict | None:
+    try:
+        return ui.client().trash()
+    except ApiError as exc:
+        ui.show_error(exc, prefix="The trash could not be read: ")
+        return None
+
+
+def delete_question(trash: dict | None) -> str:
+    days = (trash or {}).get("trash_days") or 0
+    if days:
+        return f"Delete this version? It stays under Recently deleted for {days:g} days, where you can restore it."
+    return "Delete this version and its files from the server for good? (This server keeps no trash.)"
+
+
+def recently_deleted(trash: dict | None) -> None:
+    """The trash: deleted clips stay restorable for the server's trash_days, then the server empties it."""
+    if trash is None:
+        return
+    entries = [e for e in trash["results"] if e["kind"] == "generate" and e["status"] == "succeeded"]  # clips
+    if not entries:
+        return
+    with st.expander(f"Recently deleted ({len(entries)})", icon=":material/restore_from_trash:"):
+        st.caption(f"Deleted clips are kept for {trash['trash_days']:g} days, then removed for good.")
+        for entry in entries:
+            with st.container(horizontal=True, vertical_alignment="center", key=f"trash-{entry['id']}"):
+                st.markdown(
+                    f"{ui.md_escape(ui.short(entry.get('text'), 70))} · deleted {ui.when(entry['deleted_at'])} · "
+                    f"{ui.human_bytes(entry['bytes'])}"
+                )
+                st.button(
+                    "Restore",
+                    key=f"restore-{entry['id']}",
+                    icon=":material/restore_from_trash:",
+                    on_click=_restore,
+                    args=(entry["id"],),
+                )
+
+
+def tile(versions: list[dict], trash: dict | None) -> None:
     """One card per text: the chosen version playable with its files, the others as thumbnails to pick."""
     newest = versions[0]
     with st.container(border=True, key=f"group-{versions[-1]['id']}"):
@@ -156,9 +204,9 @@ def tile(versions: list[dict]) -> None:
                         help="Opens it on the Jobs page: retake any segment, or finalize a draft",
                     )
                 with st.popover("Delete", icon=":material/delete:", key=f"delpop-{job['id']}"):
-                    st.write("Delete this version and its files from the server?")
+                    st.write(delete_question(trash))
                     st.button(
-                        "Delete for good",
+                        "Move to trash" if (trash or {}).get("trash_days") else "Delete for good",
                         key=f"delete-{job['id']}",
                         type="primary",
                         on_click=_delete,
@@ -174,7 +222,9 @@ st.title("Gallery")
 if "gallery_error" in st.session_state:
     ui.show_error(st.session_state.pop("gallery_error"))
 if deleted := st.session_state.pop("gallery_deleted", None):
-    st.toast(f"Deleted {deleted}", icon=":material/delete:")
+    st.toast(f"Deleted {deleted}: restore it under Recently deleted", icon=":material/delete:")
+if restored := st.session_state.pop("gallery_restored", None):
+    st.toast(f"Restored {restored}", icon=":material/restore_from_trash:")
 
 try:
     clips = ui.client().predictions(status=["succeeded"], limit=MAX_LISTED)["results"]
@@ -185,6 +235,7 @@ except ApiError as exc:
 if not clips:
     st.info("No finished clips yet.", icon=":material/video_library:")
     st.page_link(ui.PAGES["create"], label="Create one", icon=":material/movie_edit:")
+    recently_deleted(read_trash())
     st.stop()
 
 groups = version_groups(clips)
@@ -198,6 +249,8 @@ page = st.pagination(pages, key="gallery_page") if pages > 1 else 1
 page = min(page, pages)  # after deletes the remembered page may be gone
 shown = groups[(page - 1) * PER_PAGE : page * PER_PAGE]
 columns = st.columns(2)
+trash_now = read_trash()
 for i, versions in enumerate(shown):
     with columns[i % 2]:
-        tile(versions)
+        tile(versions, trash_now)
+recently_deleted(trash_now)

@@ -24,6 +24,12 @@ def _clean(outputs_too: bool) -> None:
         st.session_state["workspace_result"] = (
             f"Cleaned: {done.get('files_removed', 0)} files removed ({done.get('uploads_removed', 0)} unused "
             f"uploads), {done.get('jobs_deleted', 0)} jobs deleted."
+            + (
+                f" The deleted jobs' videos can be restored for {done['trash_days']:g} days (Gallery → Recently "
+                "deleted)."
+                if done.get("jobs_deleted") and done.get("trash_days")
+                else ""
+            )
         )
     st.session_state.pop("clean_confirm", None)
 
@@ -72,6 +78,12 @@ cc.metric(
 d.metric("Disk free", ui.human_bytes(ws.get("disk_free_bytes")), border=True)
 e, f, g, h, i = st.columns(5)
 e.metric("Temp files", f"{ws.get('temp_files', 0)} · {ui.human_bytes(ws.get('temp_bytes'))}", border=True)
+if ws.get("trash"):
+    st.caption(
+        f":material/restore_from_trash: {_plural(ws['trash'], 'deleted job')} in the trash "
+        f"({ui.human_bytes(ws.get('trash_bytes'))}), restorable from Gallery → Recently deleted until "
+        f"{ws.get('trash_days', 0):g} days after deletion."
+    )
 f.metric(
     "Jobs waiting / running",
     f"{jobs.get('starting', 0)} / {jobs.get('processing', 0)}",
@@ -152,8 +164,13 @@ with st.container(border=True):
             st.warning(
                 f"This deletes **{_plural(finished, 'job')}** ({', '.join(parts)}) and "
                 f"**{_plural(ws.get('videos', 0), 'video')}** ({ui.human_bytes(ws.get('outputs_bytes'))} on "
-                "disk), plus the temp files. It cannot be undone: download what you want to keep first "
-                "(Gallery, or `avatar pull`).",
+                "disk), plus the temp files. "
+                + (
+                    f"The videos stay restorable for {ws['trash_days']:g} days (Gallery → Recently deleted), "
+                    "then they are gone for good."
+                    if ws.get("trash_days")
+                    else "It cannot be undone: download what you want to keep first (Gallery, or `avatar pull`)."
+                ),
                 icon=":material/warning:",
             )
             with st.container(horizontal=True):

@@ -11,21 +11,23 @@ from loguru import logger
 
 from ltx2 import __version__
 from ltx2.api import deps, docs, errors
-from ltx2.api.routes import files, health, legacy, predictions, trainings
+from ltx2.api.routes import files, health, legacy, predictions, trainings, trash
 from ltx2.api.security import BrowserGuard
 from ltx2.services import files as file_service
+from ltx2.services import outputs
 from ltx2.settings import Settings, get_settings
 from ltx2.state import configure_logging, secure_state
 from ltx2.store import lifecycle
 from ltx2.store.jobs import JobStore
 from ltx2.store.notifier import Notifier
 
-SWEEP_EVERY_S = 60.0
+SWEEP_EVERY_S = 60.0  # expired trash entries and (with AVATAR_RETENTION_DAYS) expired inputs go this often
 
 
 def reap_forever(store: JobStore, settings: Settings, stop: threading.Event) -> None:
-    """Fail or requeue jobs whose worker stopped heartbeating; safe to run on several machines at once. Once a
-    minute it also sweeps finished jobs' inputs past AVATAR_RETENTION_DAYS (when set)."""
+    """Fail or requeue jobs whose worker stopped heartbeating; safe to run on several machines at once. Every
+    SWEEP_EVERY_S it also empties expired trash entries and removes finished jobs' inputs past
+    AVATAR_RETENTION_DAYS (when set)."""
     interval = max(0.5, min(5.0, settings.stale_after_s / 4))
     next_sweep = 0.0
     while not stop.wait(interval):
@@ -34,13 +36,15 @@ def reap_forever(store: JobStore, settings: Settings, stop: threading.Event) -> 
                 logger.warning("reaper: job {} → {}", job_id, status)
         except Exception:  # noqa: BLE001 - a database hiccup must not end the reaper
             logger.exception("reaper pass failed")
-        if settings.retention_days and time.monotonic() >= next_sweep:
+        if time.monotonic() >= next_sweep:
             next_sweep = time.monotonic() + SWEEP_EVERY_S
             try:
+                if emptied := outputs.sweep(settings):
+                    logger.info("trash: {} expired entries deleted", emptied)
                 if removed := file_service.sweep_expired(store, settings):
                     logger.info("retention: {} upload(s) of finished jobs removed", removed)
-            except Exception:  # noqa: BLE001 - nor must one of the sweeper
-                logger.exception("retention sweep failed")
+            except Exception:  # noqa: BLE001 - a full disk or a racing sweeper must not end the reaper
+                logger.exception("sweep failed")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -93,5 +97,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(legacy.router, dependencies=protected)
     app.include_router(trainings.router, dependencies=protected)
     app.include_router(trainings.seed_router, dependencies=protected)
+    app.include_router(trash.router, dependencies=protected)
     docs.install(app, protected)
     return app

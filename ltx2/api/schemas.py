@@ -158,6 +158,13 @@ class Health(_Open):
 
 class HealthCheck(_Open):
     status: str
+    weights: str | None = Field(
+        None,
+        description="Which weights the workers run: verified (real, `avatar models download`), configured (real, "
+        "AVATAR_CHECKPOINT), tiny (the test checkpoint: noise) or mixed; before a worker is ready, what this "
+        "host would load. Only with a valid API key (or no keys set)",
+    )
+    weights_note: str | None = None
     workers: list[WorkerDocument] | None = Field(None, description="Only with a valid API key (or no keys set)")
     queue: Queue
 
@@ -168,10 +175,14 @@ class HealthCheck(_Open):
 class SeedAccepted(_Open):
     job_id: str
     status: str
+    profile: str | None = Field(None, description="The face profile used (use_trained_profile)")
+    message: str | None = None
 
 
 class SeedTrainAccepted(SeedAccepted):
+    status: str = Field(description="The seed's value for a started training: training_started")
     person_name: str
+    training_steps: int
     message: str
 
 
@@ -189,6 +200,8 @@ class SeedStatus(_Open):
 
 
 class WorkspaceStatus(_Open):
+    reference_images: int = Field(description="Seed name: uploaded photos kept (reference and training)")
+    cached_videos: int = Field(description="Seed name: videos in outputs/ (same as videos)")
     videos: int
     outputs_bytes: int
     temp_files: int
@@ -202,14 +215,36 @@ class WorkspaceStatus(_Open):
     profiles_folder: str
     retention_days: float | None = None
     jobs: dict[str, int]
+    trash: int = Field(description="Deleted jobs waiting in the trash (restorable)")
+    trash_bytes: int
+    trash_days: float = Field(description="Days a deleted job stays restorable (0: deletes are final)")
     disk_free_bytes: int
 
 
 class Cleaned(_Open):
-    status: str
+    status: str = Field(description="success (the seed's value)")
+    deleted_count: int = Field(description="Seed name: files deleted (same as files_removed)")
     files_removed: int
     jobs_deleted: int
     uploads_removed: int = 0
+    trash_days: float = Field(description="> 0: the deleted jobs can be restored (GET /v1/trash) for this many days")
+
+
+class TrashEntry(_Open):
+    id: str
+    kind: str
+    status: str
+    text: str | None = None
+    created_at: str
+    deleted_at: str
+    expires_at: str = Field(description="When the sweeper deletes it for good")
+    files: list[str]
+    bytes: int
+
+
+class TrashList(_Open):
+    results: list[TrashEntry]
+    trash_days: float
 
 
 class Reset(_Open):
@@ -226,6 +261,20 @@ class ActiveTraining(_Open):
 
 
 class TrainingStatus(_Open):
+    has_training: bool = Field(description="A training is queued or running, or one has finished (or a profile exists)")
+    job_id: str | None = Field(
+        None, description="The training the fields below describe (null: none, or `avatar train`)"
+    )
+    person_name: str | None = None
+    status: str = Field(description="queued, processing, completed, failed, cancelled; idle when there is none")
+    current_step: int
+    training_steps: int | None = None
+    progress: float
+    current_accuracy: None = Field(
+        None,
+        description="Always null: the seed reported an invented accuracy; a face training has a loss instead "
+        "(loss, smoothed_loss and validation_loss in /training-progress/{job_id})",
+    )
     trained_people: list[str]
     profiles: list[ProfileDocument]
     active_trainings: list[ActiveTraining]
@@ -239,6 +288,7 @@ class TrainingProgress(_Open):
     progress: float
     current_step: int
     total_steps: int | None = None
+    training_steps: int | None = Field(None, description="Seed name: the steps asked for")
     phase: str | None = None
     loss: float | None = None
     smoothed_loss: float | None = None

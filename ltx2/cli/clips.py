@@ -30,7 +30,16 @@ def generate(
     image_strength: float = typer.Option(1.0, "--image-strength", help="LTX-2 conditioning strength 0–1."),
     anchors: int = typer.Option(0, "--anchors", help="Extra keyframes of the reference later in the clip (0–8)."),
     audio: Path | None = typer.Option(None, "--audio", help="Your own voice recording: the video follows it."),
-    lora: Path | None = typer.Option(None, "--lora", help="Face-profile LoRA (ltx-core format)."),
+    profile: str | None = typer.Option(
+        None,
+        "--profile",
+        help="A trained face profile (avatar train, or the server's): its LoRA, its trigger word in the prompt "
+        "and, without --image, its best photo.",
+    ),
+    lora: Path | None = typer.Option(None, "--lora", help="A face LoRA file (ltx-core format); see --trigger."),
+    trigger: str | None = typer.Option(
+        None, "--trigger", help="The trigger word the --lora was trained with (added to the prompt)."
+    ),
     lora_strength: float = typer.Option(1.0, "--lora-strength"),
     description: str | None = typer.Option(None, "--description", help="Who speaks, when there is no photo."),
     seed: int = typer.Option(42, "--seed"),
@@ -70,6 +79,13 @@ def generate(
     for label, path in (("image", image), ("audio", audio), ("LoRA", lora)):
         if path is not None and not path.is_file():
             fail(f"{label} file not found: {path}")
+    if profile is not None and (lora is not None or trigger is not None):
+        fail("--profile brings its own LoRA and trigger word: give either --profile or --lora (with --trigger)")
+    if trigger is not None and lora is None:
+        fail("--trigger names the word a --lora was trained with: give the --lora too")
+    if profile is not None:
+        lora, trigger, best_photo = _profile_files(settings, profile)
+        image = image or best_photo  # the profile's best photo holds the face unless --image brings another
     if mode not in ("distilled", "two-stage"):
         fail(f"unknown mode {mode!r}: use distilled or two-stage")
     spec = ClipSpec(
@@ -80,6 +96,7 @@ def generate(
         audio=audio,
         lora=lora,
         lora_strength=lora_strength,
+        trigger_token=trigger,
         avatar_description=description,
         seed=seed,
         width=width,
@@ -124,6 +141,18 @@ def generate(
         f"{result.metadata['width']}x{result.metadata['height']}, speed {speed:g}){label}"
     )
     typer.echo(f"thumbnail {result.thumbnail}  metadata {result.metadata_path}")
+
+
+def _profile_files(settings, name: str) -> tuple[Path, str, Path]:
+    """(LoRA, trigger word, best photo) of a profile in the server's store; fails with a sentence if unusable."""
+    found = _open_store(settings).get_profile(name)
+    if found is None:
+        fail(f"no face profile {name!r}: train one with `avatar train --name {name!r} PHOTOS…`")
+    folder = settings.profiles_dir / found.folder
+    lora, photo = folder / found.lora, folder / found.best_photo
+    if not lora.is_file() or not photo.is_file():
+        fail(f"the files of face profile {name!r} are missing from {folder}")
+    return lora, found.trigger, photo
 
 
 @contextmanager
@@ -187,24 +216,42 @@ def _generate_script(spec, text, out: Path, settings, formats, burn, crossfade, 
     typer.echo(f"thumbnail {result.thumbnail}  metadata {result.metadata_path}")
 
 
+def _open_store(settings):
+    """The server's own job store (same database, same profiles): what `avatar train` adds, `avatar serve` sees."""
+    from ltx2.state import secure_state
+    from ltx2.store.jobs import JobStore
+
+    secure_state(settings)
+    store = JobStore(settings.db_url, base_url=settings.base_url)
+    store.migrate()
+    return store
+
+
 @app.command()
 def train(
-    name: str = typer.Option(..., "--name", help="Profile name."),
+    name: str = typer.Option(..., "--name", help="Profile name (letters, digits, space, _ . -)."),
     photos: list[Path] = typer.Argument(..., help="3–10 photos of one person, one face each."),
     steps: int = typer.Option(300, "--steps", min=10, max=2000),
     rank: int = typer.Option(16, "--rank", min=1, max=128),
     learning_rate: float = typer.Option(1e-4, "--lr"),
-    out: Path | None = typer.Option(None, "--out", help="LoRA file (default: <models>/profiles/NAME.safetensors)."),
+    out: Path | None = typer.Option(None, "--out", help="Also copy the LoRA file here (the profile keeps its own)."),
 ) -> None:
-    """Train a face-profile LoRA in-process (the server's /v1/trainings does the same as a queued job)."""
+    """Train a face profile in-process, into the server's profiles (the same as POST /v1/trainings): afterwards
+    `avatar generate --profile NAME` and the API's `"profile": NAME` use it, trigger word included."""
+    import re
+    import shutil
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ltx2.domain.errors import EngineError
-    from ltx2.domain.inputs import trigger_for
+    from ltx2.domain.errors import EngineError, InvalidInputError
+    from ltx2.domain.inputs import PROFILE_NAME
     from ltx2.settings import get_settings
+    from ltx2.store.jobs import new_id
     from ltx2.training.photos import PhotosRejected, validate_photos
 
     settings = get_settings()
+    if not re.fullmatch(PROFILE_NAME, name):
+        fail(f"--name {name!r}: use 1–64 letters, digits, spaces, _ . - (starting and ending with a letter or digit)")
     missing = [p for p in photos if not p.is_file()]
     if missing:
         fail(f"photo not found: {missing[0]}")
@@ -212,10 +259,13 @@ def train(
         checked = validate_photos([(p.name, p) for p in photos])
     except PhotosRejected as exc:
         fail(str(exc))
-    from ltx2.training.lora import train_face_lora
+    store = _open_store(settings)
+    if store.get_profile(name) is not None:
+        fail(
+            f"a face profile named {name!r} already exists: delete it first (DELETE /v1/profiles/{name}) or pick another name"
+        )
+    from ltx2.training.profiles import train_profile
 
-    out = out or settings.models_dir / "profiles" / f"{name}.safetensors"
-    out.parent.mkdir(parents=True, exist_ok=True)
     if settings.uses_tiny:
         typer.secho(TINY_BANNER, fg=typer.colors.YELLOW, err=True)
     engine = load_engine(settings)
@@ -234,22 +284,30 @@ def train(
             bar.update(task, description=p.phase, completed=p.step, total=p.total, loss=loss)
 
         try:
-            result = train_face_lora(
+            profile, result = train_profile(
                 engine,
+                settings,
+                store,
                 checked,
-                trigger=trigger_for(name),
-                out_path=out,
+                name=name,
+                folder_id=new_id(),
+                on_progress=on_progress,
                 steps=steps,
                 rank=rank,
                 alpha=float(rank),
                 learning_rate=learning_rate,
-                on_progress=on_progress,
             )
+        except InvalidInputError as exc:
+            fail(str(exc))
         except EngineError as exc:
             fail(str(exc), code=1)
+    lora = settings.profiles_dir / profile.folder / profile.lora
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(lora, out)
     typer.echo(
-        f"wrote {result.lora_path}: loss {result.first_loss_mean:.4f} → {result.final_loss:.4f}"
+        f"profile {name!r} saved ({lora}): loss {result.first_loss_mean:.4f} → {result.final_loss:.4f}"
         + (f", validation {result.validation_loss:.4f}" if result.validation_loss is not None else "")
-        + f" in {result.seconds:.1f}s; trigger word {trigger_for(name)!r}"
+        + f" in {result.seconds:.1f}s; trigger word {profile.trigger!r}"
     )
-    typer.echo(f"use it: avatar generate --lora {result.lora_path} --text '…' --image {photos[result.best_photo]}")
+    typer.echo(f'use it: avatar generate --profile {name!r} --text \'…\'   (API: "profile": "{name}")')

@@ -72,12 +72,35 @@ def health(store: JobStore, settings: Settings) -> dict:
     }
 
 
+WEIGHTS_NOTE = {
+    "verified": "real LTX-2 weights, verified by `avatar models download` (models/verified.json)",
+    "configured": "real LTX-2 weights set by AVATAR_CHECKPOINT",
+    "tiny": "the tiny test checkpoint (random weights: the video and audio are noise)",
+    "mixed": "workers run different weight sets (see each worker's model)",
+}
+
+
+def weights_source(workers: list[dict], settings: Settings) -> str:
+    """What the ready workers report; before any is ready, what this host's settings would load."""
+    seen = {w["model"].get("weights_source") for w in workers if w["alive"] and w.get("model")} - {None}
+    if not seen:
+        return settings.weights_source
+    return seen.pop() if len(seen) == 1 else "mixed"
+
+
 def health_check(store: JobStore, settings: Settings, *, detail: bool = True) -> dict:
     state, workers, queue = worker_summary(store, settings)
     if not detail:
         # Open to all: only what a load balancer needs. Hosts, pids, paths, job ids and errors need the key.
         return {"status": state, "queue": queue}
-    return {"status": state, "workers": workers, "queue": queue}
+    source = weights_source(workers, settings)
+    return {
+        "status": state,
+        "weights": source,
+        "weights_note": WEIGHTS_NOTE[source],
+        "workers": workers,
+        "queue": queue,
+    }
 
 
 def workers(store: JobStore, settings: Settings, all_: bool) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 
 from starlette.concurrency import run_in_threadpool
 
@@ -16,7 +15,7 @@ from ltx2.domain.prompts import estimate_speech_seconds, plan_clip
 from ltx2.domain.split import split_script
 from ltx2.domain.status import STATUSES, TERMINAL, JobStatus
 from ltx2.net import FetchPolicy
-from ltx2.services import files
+from ltx2.services import files, outputs
 from ltx2.settings import Settings
 from ltx2.store import lifecycle
 from ltx2.store.documents import job_document
@@ -241,33 +240,10 @@ def retry(store: JobStore, settings: Settings, job):
 
 
 def delete(store: JobStore, settings: Settings, job) -> None:
+    """A finished job goes to the trash (restorable for AVATAR_TRASH_DAYS), or for good with 0 days."""
     if job.status not in TERMINAL:
         raise Problem(409, f"prediction {job.id} is {job.status}; cancel it first")
-    deleted, released = store.delete_with_files(job.id)
-    if deleted:
-        remove_outputs(settings, job)
-        files.remove_bytes(settings, released)  # the uploads only this job used
-
-
-def output_files(job) -> list[str]:
-    out = job.output or {}
-    names = [out[k] for k in ("video", "thumbnail", "metadata_file") if out.get(k)]
-    return names + list((out.get("captions") or {}).values())
-
-
-def remove_outputs(settings: Settings, job) -> int:
-    """Delete a job's files: its outputs and, for a script, its kept segments. Returns the files removed."""
-    removed = 0
-    for name in output_files(job):
-        path = settings.outputs_dir / name
-        if path.is_file():
-            path.unlink(missing_ok=True)
-            removed += 1
-    folder = settings.state_dir / "segments" / job.id
-    if folder.is_dir():
-        removed += sum(1 for p in folder.iterdir() if p.is_file())
-        shutil.rmtree(folder, ignore_errors=True)
-    return removed
+    outputs.discard(store, settings, job)
 
 
 def _derived(store: JobStore, settings: Settings, parent, inp: dict, idempotency_key: str | None):

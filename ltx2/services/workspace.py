@@ -8,8 +8,7 @@ from pathlib import Path
 
 from ltx2.domain.errors import Problem
 from ltx2.domain.status import ACTIVE, TERMINAL, JobStatus
-from ltx2.services import files
-from ltx2.services.predictions import remove_outputs
+from ltx2.services import files, outputs
 from ltx2.settings import Settings
 from ltx2.store import lifecycle
 from ltx2.store.jobs import JobStore
@@ -33,9 +32,13 @@ def status(store: JobStore, settings: Settings) -> dict:
         else 0
     )
     disk = shutil.disk_usage(settings.outputs_dir if settings.outputs_dir.exists() else settings.outputs_dir.parent)
+    photos = sum(1 for _ in settings.uploads_dir.rglob("*.png")) if settings.uploads_dir.exists() else 0
+    trash = outputs.list_trash(settings)["results"]
     owned, unowned = store.owned_counts()
     profile_photos = sum(len(p.photos) for p in store.list_profiles())
     return {
+        "reference_images": photos,  # the seed's names, beside today's
+        "cached_videos": len(videos),
         "videos": len(videos),
         "outputs_bytes": out_b,
         "temp_files": temp_n,
@@ -51,13 +54,16 @@ def status(store: JobStore, settings: Settings) -> dict:
         "profiles_folder": str(settings.profiles_dir),
         "retention_days": settings.retention_days,
         "jobs": store.counts(),
+        "trash": len(trash),
+        "trash_bytes": sum(e["bytes"] for e in trash),
+        "trash_days": settings.trash_days,
         "disk_free_bytes": disk.free,
     }
 
 
 def clean(store: JobStore, settings: Settings, include_outputs: bool) -> dict:
     """Empty the temp folder and delete the uploads no job or profile uses; with include_outputs also delete
-    finished jobs, their files and the uploads only they used."""
+    finished jobs (into the trash, like one delete) and the uploads only they used."""
     removed = empty_dir(settings.temp_dir)
     deleted_jobs = 0
     if include_outputs:
@@ -65,18 +71,18 @@ def clean(store: JobStore, settings: Settings, include_outputs: bool) -> dict:
         while True:
             jobs, cursor = store.list(status=TERMINAL, cursor=cursor, limit=200)
             for job in jobs:
-                deleted, released = store.delete_with_files(job.id)
-                if deleted:
-                    deleted_jobs += 1
-                    removed += remove_outputs(settings, job) + files.remove_bytes(settings, released)
+                removed += outputs.discard(store, settings, job)
+                deleted_jobs += store.get(job.id) is None
             if cursor is None:
                 break
     uploads = files.clean_unowned(store, settings)
     return {
-        "status": "cleaned",
+        "status": "success",
+        "deleted_count": removed + uploads,
         "files_removed": removed + uploads,
         "jobs_deleted": deleted_jobs,
         "uploads_removed": uploads,
+        "trash_days": settings.trash_days,  # > 0: the deleted jobs' videos can be restored until then
     }
 
 
@@ -115,7 +121,13 @@ def master_reset(store: JobStore, settings: Settings, confirm: str) -> dict:
     # Profile rows went with clear_all(); their photos and LoRA weights go too (faces must not linger).
     removed = sum(
         empty_dir(p)
-        for p in (settings.uploads_dir, settings.profiles_dir, settings.temp_dir, settings.state_dir / "segments")
+        for p in (
+            settings.uploads_dir,
+            settings.profiles_dir,
+            settings.temp_dir,
+            settings.state_dir / "segments",
+            settings.trash_dir,  # a reset is final: the trash goes too
+        )
     )
     for path in settings.outputs_dir.glob("*"):
         if path.is_file() and path.suffix in (".mp4", ".jpg", ".json", ".srt", ".vtt"):

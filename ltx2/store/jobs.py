@@ -17,7 +17,21 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, delete, event, exists, func, insert, literal, or_, select, text, tuple_, update
+from sqlalchemy import (
+    DateTime,
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -417,6 +431,33 @@ class JobStore:
             released = self._release(s, [("job", job_id)]) if n == 1 else []
             s.commit()
         return n == 1, released
+
+    def snapshot(self, job: Job) -> dict:
+        """The row as plain JSON (times as ISO 8601), for the trash: `restore` puts it back as it was."""
+        row = {}
+        for column in Job.__table__.columns:
+            value = getattr(job, column.key)
+            row[column.key] = as_utc(value).isoformat() if isinstance(value, datetime) else value
+        return row
+
+    def restore(self, row: dict) -> Job | None:
+        """Insert a finished job from `snapshot` again (a new seq; the idempotency key is released on delete).
+        None when a job with its id exists or the row is not a finished job."""
+        values = {k: v for k, v in row.items() if k in Job.__table__.columns.keys() and k != "seq"}
+        if values.get("status") not in TERMINAL:
+            return None
+        for column in Job.__table__.columns:
+            if isinstance(column.type, DateTime) and values.get(column.key):
+                values[column.key] = datetime.fromisoformat(values[column.key])
+        values["idempotency_key"] = None
+        with self.session() as s:
+            s.add(Job(**values))
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                return None
+        return self.get(values["id"])
 
     # --- files -----------------------------------------------------------------------------------------
 

@@ -88,7 +88,8 @@ class Worker:
             return EXIT_SETUP_FAILED
         with beat_lock:
             loaded.set()
-        info = self.engine.model_info
+        # Which set it runs, so /health-check can say real (verified or configured) or the tiny checkpoint.
+        info = {**self.engine.model_info, "weights_source": self.settings.weights_source}
         self.store.worker_seen(self.id, state=WorkerState.READY, device=info["device"], model=info)
         logger.info(
             "worker {} ready in {:.1f}s on {} ({})",

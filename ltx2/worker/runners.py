@@ -168,14 +168,10 @@ CURVE_POINTS = 300  # the loss curve kept in the job for the studio's chart
 
 
 def run_train(engine, settings: Settings, store: JobStore, job, on_progress, should_cancel) -> dict:
-    """Train a face profile. The profile exists only once everything is written: a cancel, crash or restart
-    leaves no half profile (the staging folder is removed, and a rerun starts clean)."""
-    import shutil
-
-    from ltx2.domain.inputs import TrainInput, trigger_for
-    from ltx2.store.models import Profile, utcnow
-    from ltx2.training.lora import train_face_lora
+    """Train a face profile (ltx2.training.profiles: the profile exists only once everything is written)."""
+    from ltx2.domain.inputs import TrainInput
     from ltx2.training.photos import PhotosRejected, validate_photos
+    from ltx2.training.profiles import train_profile
 
     inp = TrainInput.model_validate(job.input)
     sources = [(store.get_file(fid).original_name or fid, _file_path(store, settings, fid)) for fid in inp.photos]
@@ -183,60 +179,33 @@ def run_train(engine, settings: Settings, store: JobStore, job, on_progress, sho
         photos = validate_photos(sources)
     except PhotosRejected as exc:
         raise InvalidInputError(str(exc)) from exc
-    staging = settings.profiles_dir / f".staging-{job.id}"
-    final = settings.profiles_dir / job.id
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     curve: list[list[float]] = []
-    try:
 
-        def progress(p) -> None:
-            if p.phase == "train" and p.loss is not None:
-                curve.append([p.step, round(float(p.loss), 5)])
-                if len(curve) > CURVE_POINTS:  # keep every other point of the older half
-                    del curve[1 : len(curve) // 2 : 2]
-            on_progress(p, {"loss": p.loss, "smoothed_loss": p.smoothed_loss, "eta_s": p.eta_s, "curve": list(curve)})
+    def progress(p) -> None:
+        if p.phase == "train" and p.loss is not None:
+            curve.append([p.step, round(float(p.loss), 5)])
+            if len(curve) > CURVE_POINTS:  # keep every other point of the older half
+                del curve[1 : len(curve) // 2 : 2]
+        on_progress(p, {"loss": p.loss, "smoothed_loss": p.smoothed_loss, "eta_s": p.eta_s, "curve": list(curve)})
 
-        result = train_face_lora(
-            engine,
-            photos,
-            trigger=trigger_for(inp.name),
-            out_path=staging / "lora.safetensors",
-            steps=inp.steps,
-            rank=inp.rank,
-            alpha=inp.alpha,
-            learning_rate=inp.learning_rate,
-            resolution=inp.resolution,
-            seed=inp.seed,
-            checkpoint_every=inp.checkpoint_every,
-            on_progress=progress,
-            should_cancel=should_cancel,
-        )
-        names = []
-        for i, photo in enumerate(photos):
-            name = f"photo-{i + 1}.png"
-            photo.full.save(staging / name)
-            names.append(name)
-        staging.replace(final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    profile = Profile(
+    profile, result = train_profile(
+        engine,
+        settings,
+        store,
+        photos,
         name=inp.name,
-        trigger=trigger_for(inp.name),
-        folder=final.name,
-        lora="lora.safetensors",
-        photos=names,
-        best_photo=names[result.best_photo],
-        steps=result.steps,
-        final_loss=result.final_loss,
-        validation_loss=result.validation_loss,
+        folder_id=job.id,
         training_job=job.id,
-        created_at=utcnow(),
+        on_progress=progress,
+        should_cancel=should_cancel,
+        steps=inp.steps,
+        rank=inp.rank,
+        alpha=inp.alpha,
+        learning_rate=inp.learning_rate,
+        resolution=inp.resolution,
+        seed=inp.seed,
+        checkpoint_every=inp.checkpoint_every,
     )
-    if not store.add_profile(profile):
-        shutil.rmtree(final, ignore_errors=True)
-        raise InvalidInputError(f"a face profile named {inp.name!r} was created while this one trained")
     return {
         "profile": inp.name,
         "trigger": profile.trigger,

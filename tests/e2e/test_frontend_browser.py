@@ -377,6 +377,36 @@ def test_create_follow_watch_download(page, server, tmp_path):
     expect(page.get_by_text(LINE).first).to_be_visible(timeout=wait_ms())
 
 
+def test_created_time_ticks_while_the_jobs_page_polls(page, server):
+    """ "created N min ago" on a job card moves on while the page is open (no reload, no click).
+
+    Waiting for a real minute to pass would make this test a minute long: the clip's creation time is set
+    50 s into the past in the server's database instead, so the next redraw of the finished list (every 30 s)
+    has to say "1 min ago" where the first one said "just now"."""
+    import sqlite3
+    from datetime import UTC, datetime, timedelta
+
+    clip = shared.get("clip")
+    if clip is None:  # this test alone: make the clip through the API
+        clip = server.client.post(
+            "/v1/predictions", json={"input": {"text": LINE, "width": 128, "height": 128}}
+        ).json()["id"]
+        server.wait_status(clip, ("succeeded",), timeout=job_s())
+        shared["clip"] = clip
+    with sqlite3.connect(server.root / "outputs" / ".state" / "avatar.db") as db:
+        (stored,) = db.execute("SELECT created_at FROM jobs WHERE id = ?", (clip,)).fetchone()
+        past = datetime.now(UTC) - timedelta(seconds=50)
+        db.execute(  # the column's own text form (SQLAlchemy on SQLite: naive UTC, microseconds)
+            "UPDATE jobs SET created_at = ? WHERE id = ?", (past.strftime("%Y-%m-%d %H:%M:%S.%f"), clip)
+        )
+    assert len(stored) == len("2026-01-01 00:00:00.000000"), stored
+    open_page(page, server, "jobs")
+    card = page.locator(f".st-key-job-{clip}")
+    expect(card.get_by_text(re.compile("created just now"))).to_be_visible()
+    expect(card.get_by_text(re.compile("created 1 min ago"))).to_be_visible(timeout=int(scaled(45) * 1000))
+    no_traceback(page)
+
+
 def test_gallery_play_rerun_cancel_delete(page, server):
     clip = shared.get("clip")
     if clip is None:  # this test alone: make the clip through the API
@@ -425,9 +455,22 @@ def test_gallery_play_rerun_cancel_delete(page, server):
     open_page(page, server, "gallery")
     tile = page.locator(f".st-key-clip-{clip}")
     tile.get_by_role("button", name="Delete").click()
-    page.get_by_role("button", name="Delete for good").click()
+    expect(page.get_by_text("stays under Recently deleted for 7 days")).to_be_visible()
+    page.get_by_role("button", name="Move to trash").click()
     expect(page.get_by_text("No finished clips yet.")).to_be_visible()
     assert server.client.get(f"/v1/predictions/{clip}").status_code == 404
+
+    # Deleted by mistake: it waits in the trash, and Restore brings the clip back, playable.
+    page.get_by_text("Recently deleted (1)").click()
+    shot(page, "07b-gallery-recently-deleted")
+    page.locator(f".st-key-trash-{clip}").get_by_role("button", name="Restore").click()
+    expect(page.locator(f".st-key-clip-{clip}").locator("video")).to_be_visible()
+    assert server.client.get(f"/v1/predictions/{clip}").json()["status"] == "succeeded"
+    assert server.client.get("/v1/trash").json()["results"] == []
+    tile = page.locator(f".st-key-clip-{clip}")
+    tile.get_by_role("button", name="Delete").click()
+    page.get_by_role("button", name="Move to trash").click()
+    expect(page.get_by_text("No finished clips yet.")).to_be_visible()
 
 
 def test_train_profile_live_loss_then_listed(page, server, tmp_path):

@@ -133,9 +133,10 @@ def train_face(
     job = svc.start_training(store, settings, name=person_name, steps=training_steps, uploads=training_photos)
     return {
         "job_id": job.id,
-        "status": "queued",
+        "status": seed.TRAINING_STARTED,
         "person_name": person_name,
-        "message": f"training {len(training_photos)} photos for {training_steps} steps",
+        "training_steps": training_steps,
+        "message": f"training {len(training_photos)} photos for {training_steps} steps (queued)",
     }
 
 
