@@ -71,6 +71,11 @@ def build_schema(app: FastAPI, open_routes: list) -> dict:
                 codes.append("422")
             for code in codes:
                 responses[code] = _problem(code)
+            for response in responses.values():  # bytes and text routes: say so, for generated clients
+                for media_type, content in (response.get("content") or {}).items():
+                    if not content.get("schema") and "json" not in media_type:
+                        text = media_type.startswith("text/")
+                        content["schema"] = {"type": "string"} if text else {"type": "string", "format": "binary"}
     return schema
 
 
