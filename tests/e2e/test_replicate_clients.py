@@ -154,6 +154,8 @@ def test_cancel_a_running_job(server, client):
     client.predictions.cancel(prediction.id)
     prediction.wait()
     assert prediction.status == "canceled" and prediction.output is None
+    (done,) = [e for e in prediction.stream() if e.event.value == "done"]  # Prediction.stream, to the end
+    assert json.loads(done.data) == {"reason": "canceled"}
 
 
 def test_stream_to_done_and_download_the_output(server, client, tmp_path):
