@@ -15,6 +15,9 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -67,11 +70,37 @@ def mp4_info(data: bytes, tmp: Path):
     return probe(path)
 
 
-def blocker(server) -> dict:
-    """A job that keeps the one worker busy for a few seconds, so the next one outlasts a 1 s wait."""
-    response = server.client.post("/v1/predictions", json={"input": {**LONG, "steps": 12}})
-    assert response.status_code == 201, response.text
-    return response.json()
+@contextmanager
+def worker_held(server):
+    """The one worker busy on a long job until the block ends (then that job is canceled): a job queued inside
+    outlasts any short wait, whatever this machine's speed."""
+    job = server.client.post("/v1/predictions", json={"input": LONG}).json()
+    server.wait_status(job["id"], ("processing",))
+    try:
+        yield job
+    finally:
+        server.client.post(f"/v1/predictions/{job['id']}/cancel")
+
+
+def queued_behind(server, held: dict) -> dict:
+    """The prediction a client just created while `held` runs."""
+
+    def newest():
+        waiting = server.client.get("/v1/predictions", params={"status": "starting"}).json()["results"]
+        return waiting[0] if waiting and waiting[0]["created_at"] >= held["created_at"] else None
+
+    return server.wait_for(newest, 60, "the client's prediction")
+
+
+def queued_or_running(server) -> dict:
+    """The prediction a client just created, once the worker runs it."""
+    return server.wait_for(
+        lambda: next(
+            iter(server.client.get("/v1/predictions", params={"status": "processing"}).json()["results"]), None
+        ),
+        60,
+        "the client's prediction to run",
+    )
 
 
 # ------------------------------------------------------------------------------------------------- Python
@@ -91,12 +120,26 @@ def test_model_and_version_documents_parse(client, version):
     assert missing.value.status == 404
 
 
-def test_run_returns_the_output_when_the_job_outlasts_a_short_wait(server, client, tmp_path):
-    first = blocker(server)
-    started = time.monotonic()
-    output = client.run(MODEL, input=QUICK, wait=1)
-    assert time.monotonic() - started > 1.0  # it really outlasted the wait: queued behind the blocker
-    assert server.client.get(f"/v1/predictions/{first['id']}").json()["status"] == "succeeded"
+def test_run_returns_the_output_when_the_job_runs_past_a_short_wait(server, client, tmp_path):
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(client.run, MODEL, input={**LONG, "steps": 30}, wait=1)
+        job = queued_or_running(server)
+        time.sleep(1.5)  # past the 1 s wait: the blocking answer has come back while the job runs
+        assert server.client.get(f"/v1/predictions/{job['id']}").json()["status"] == "processing"
+        assert not running.done(), running.result()  # run() polls on; it does not return without output
+        output = running.result(timeout=scaled(300))
+    info = mp4_info(FileOutput(output["video_url"], client).read(), tmp_path)
+    assert (info.width, info.height) == (256, 256) and info.has_audio
+
+
+def test_run_returns_the_output_when_the_job_waits_past_a_short_wait(server, client, tmp_path):
+    with ThreadPoolExecutor(1) as pool:
+        with worker_held(server) as held:
+            running = pool.submit(client.run, MODEL, input=QUICK, wait=1)
+            queued_behind(server, held)
+            time.sleep(2)  # past the 1 s wait: the blocking answer has come back (as `starting`)
+            assert not running.done(), running.result()  # run() polls on; it does not return without output
+        output = running.result(timeout=scaled(120))
     assert output["video"].endswith(".mp4")
     # Outputs are URLs: the client's own file object reads the MP4 (with the key, as the Python client does).
     data = FileOutput(output["video_url"], client).read()
@@ -104,13 +147,18 @@ def test_run_returns_the_output_when_the_job_outlasts_a_short_wait(server, clien
     assert (info.width, info.height, info.frames) == (64, 64, 17) and info.has_audio
 
 
-def test_blocking_create_that_times_out_answers_starting_then_polls_to_the_result(server, client):
-    blocker(server)
-    prediction = client.models.predictions.create(model=MODEL, input=QUICK, wait=1)
+def test_blocking_create_that_times_out_while_processing_answers_starting(server, client):
+    prediction = client.models.predictions.create(model=MODEL, input=LONG, wait=1)
+    answered = datetime.now(UTC)
     assert prediction.status == "starting" and prediction.output is None
-    assert server.client.get(f"/v1/predictions/{prediction.id}").json()["status"] in ("starting", "processing")
-    prediction.wait()
-    assert prediction.status == "succeeded" and prediction.output["video_url"]
+    try:
+        doc = server.wait_status(prediction.id, ("processing",))
+        # It was already running when the answer said `starting`: the status both clients poll on.
+        assert datetime.fromisoformat(doc["started_at"]) < answered, (doc["started_at"], answered)
+        prediction.reload()
+        assert prediction.status == "processing"
+    finally:
+        client.predictions.cancel(prediction.id)
 
 
 def test_create_by_model_and_by_version_with_wait(client, version):
@@ -248,35 +296,46 @@ def node_client():
     return JS_DIR / "node_modules" / "replicate"
 
 
-def js(node_client, server, scenario: str, tmp_path: Path, **env) -> dict:
-    out = tmp_path / f"{scenario}.bin"
+def js_start(node_client, server, scenario: str, tmp_path: Path, **env) -> subprocess.Popen:
     values = {
         "REPLICATE_MODULE": str(node_client),
         "BASE_URL": server.url,
         "KEY": KEY,
         "MODEL": MODEL,
-        "OUT_FILE": str(out),
+        "OUT_FILE": str(tmp_path / f"{scenario}.bin"),
         **{k: v if isinstance(v, str) else json.dumps(v) for k, v in env.items()},
     }
-    proc = subprocess.run(
+    return subprocess.Popen(
         ["node", str(JS_SCRIPT), scenario],
         env={**os.environ, **values},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=scaled(300),
     )
-    result = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
-    assert proc.returncode == 0, (scenario, result.get("thrown"), proc.stderr[-3000:])
+
+
+def js_result(proc: subprocess.Popen, scenario: str) -> dict:
+    stdout, stderr = proc.communicate(timeout=scaled(300))
+    result = json.loads(stdout.strip().splitlines()[-1]) if stdout.strip() else {}
+    assert proc.returncode == 0, (scenario, result.get("thrown"), stderr[-3000:])
     return result
 
 
+def js(node_client, server, scenario: str, tmp_path: Path, **env) -> dict:
+    return js_result(js_start(node_client, server, scenario, tmp_path, **env), scenario)
+
+
 def test_js_run_outlasting_a_short_wait_and_its_file_output(server, node_client, tmp_path):
-    blocker(server)
-    result = js(node_client, server, "run", tmp_path, INPUT=QUICK)
-    assert result["elapsed_ms"] > 1000 and result["output"]["video"].endswith(".mp4")
+    proc = js_start(node_client, server, "run", tmp_path, INPUT={**LONG, "steps": 30})
+    job = queued_or_running(server)
+    time.sleep(1.5)  # past the 1 s wait: the blocking answer has come back while the job runs
+    assert server.client.get(f"/v1/predictions/{job['id']}").json()["status"] == "processing"
+    assert proc.poll() is None, proc.communicate()  # run() polls on; it does not return without output
+    result = js_result(proc, "run")
+    assert result["output"]["video"].endswith(".mp4")
     assert result["file"]["type"] == "video/mp4"
     info = probe(tmp_path / "run.bin")
-    assert (info.width, info.height, info.frames) == (64, 64, 17)
+    assert (info.width, info.height) == (256, 256) and info.has_audio
 
 
 def test_js_create_by_model_and_version_get_and_model(server, node_client, version, tmp_path):

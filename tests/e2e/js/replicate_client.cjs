@@ -21,9 +21,8 @@ async function download(url) {
 
 const scenarios = {
   async run() {
-    const started = Date.now();
     const output = await replicate.run(model, { input, wait: { mode: "block", timeout: 1 } });
-    return { output, elapsed_ms: Date.now() - started, file: await download(output.video_url) };
+    return { output, file: await download(output.video_url) };
   },
   async run_version() {
     const output = await replicate.run(`${model}:${version}`, { input });
