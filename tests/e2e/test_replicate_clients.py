@@ -236,7 +236,9 @@ def test_signed_urls_open_without_the_key_and_only_their_path(server, client):
             assert anonymous.get(path, headers=headers).status_code == 200
 
 
-def test_webhook_validates_with_the_clients_validator_and_the_secret_endpoint(server, client):
+@pytest.fixture(scope="module")
+def webhook(server, client) -> tuple[str, dict]:
+    """A prediction made with the client, with a webhook to a loopback receiver: (its id, what was received)."""
     receiver = Receiver()
     try:
         prediction = client.models.predictions.create(
@@ -247,16 +249,17 @@ def test_webhook_validates_with_the_clients_validator_and_the_secret_endpoint(se
     finally:
         receiver.stop()
     (hook,) = receiver.requests
+    return prediction.id, hook
+
+
+def test_webhook_validates_with_the_clients_validator_and_the_secret_endpoint(client, webhook):
+    prediction_id, hook = webhook
     secret = client.webhooks.default.secret()
     assert secret.key.startswith("whsec_")
     client.webhooks.validate(headers=hook["headers"], body=hook["body"].decode(), secret=secret)
     with pytest.raises(replicate.webhook.InvalidSignatureError):
         client.webhooks.validate(headers=hook["headers"], body=hook["body"].decode() + " ", secret=secret)
-    assert json.loads(hook["body"])["id"] == prediction.id
-    _hooks.append(hook)
-
-
-_hooks: list[dict] = []  # the webhook received above, validated again by the JS client below
+    assert json.loads(hook["body"])["id"] == prediction_id
 
 
 def test_async_variants(server, client, version, tmp_path):
@@ -381,10 +384,8 @@ def test_js_stream_to_done_without_a_key_header(server, node_client, tmp_path):
     assert result["file"]["bytes"] > 0 and probe(tmp_path / "stream.bin").frames == 17
 
 
-def test_js_validates_the_webhook(server, node_client, tmp_path):
-    if not _hooks:
-        pytest.skip("the Python webhook test did not receive a webhook to validate")
-    hook = _hooks[0]
+def test_js_validates_the_webhook(server, node_client, webhook, tmp_path):
+    _, hook = webhook
     result = js(
         node_client, server, "webhook", tmp_path, WEBHOOK={"headers": hook["headers"], "body": hook["body"].decode()}
     )
