@@ -16,18 +16,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 
+from ltx2.domain.progress_lines import progress_line
 from ltx2.domain.status import TERMINAL, JobStatus
 from ltx2.store.documents import output_document
 from ltx2.store.jobs import JobStore
 
 POLL_S = 0.25
-_BAR = 10
-
-
-def progress_line(percent: float, step: int, total: int, phase: str | None) -> str:
-    filled = min(_BAR, max(0, int(percent / 100 * _BAR)))
-    bar = "█" * filled + " " * (_BAR - filled)
-    return f"{int(percent):3d}%|{bar}| {step}/{total} [{phase or 'generate'}]"
 
 
 def new_log_lines(before: str, now: str) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ltx2.domain.progress_lines import progress_line
+from ltx2.domain.status import JobStatus
 from ltx2.store.jobs import as_utc
 from ltx2.store.links import Links
 from ltx2.store.models import Job
@@ -29,6 +31,16 @@ def output_document(job: Job, links: Links) -> dict | None:
     return out
 
 
+def _logs(job: Job) -> str:
+    """The job's log lines, and while it runs its progress as the last line, the way Replicate models log it
+    (the clients read `prediction.progress` from there)."""
+    logs = job.logs or ""
+    if job.status == JobStatus.PROCESSING and job.progress_total:
+        percent = float(job.progress_percent or 0)
+        logs += progress_line(percent, job.progress_step, job.progress_total, job.progress_phase) + "\n"
+    return logs
+
+
 def job_document(job: Job, links: Links, queue_position: int | None = None) -> dict:
     prefix = "trainings" if job.kind == "train" else "predictions"
     path = f"/v1/{prefix}/{job.id}"
@@ -48,7 +60,7 @@ def job_document(job: Job, links: Links, queue_position: int | None = None) -> d
         "source": "api",
         "error": job.error,
         "error_code": job.error_code,
-        "logs": job.logs or "",
+        "logs": _logs(job),
         "progress": {
             "percent": float(job.progress_percent or 0),  # one spelling (100.0) whatever the driver returned
             "step": job.progress_step,

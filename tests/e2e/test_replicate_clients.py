@@ -198,7 +198,9 @@ def test_get_and_list_with_pagination(server, client):
 
 def test_cancel_a_running_job(server, client):
     prediction = client.models.predictions.create(model=MODEL, input=LONG)
-    server.wait_for(lambda: client.predictions.get(prediction.id).status == "processing", 120, "the job to start")
+    server.wait_for(lambda: client.predictions.get(prediction.id).progress, 120, "the job to report progress")
+    progress = client.predictions.get(prediction.id).progress  # parsed from the logs, as for Replicate's models
+    assert progress.total > progress.current >= 0 and 0 <= progress.percentage < 1
     client.predictions.cancel(prediction.id)
     prediction.wait()
     assert prediction.status == "canceled" and prediction.output is None

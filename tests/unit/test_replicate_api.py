@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import time
 
+from ltx2.domain.progress_lines import progress_line
 from ltx2.domain.signing import UrlSigner
-from ltx2.services.streams import new_log_lines, progress_line
+from ltx2.services.streams import new_log_lines
 from ltx2.store.notifier import webhook_secret
 from tests.api_helpers import api, assert_problem, create_job, job_ids
 
