@@ -29,7 +29,10 @@ from tests.live_server import LiveServer
 from tests.pace import scaled
 from tests.receiver import Receiver
 
-replicate = pytest.importorskip("replicate", reason="replicate==1.0.7 is a test extra (pip install -e .[test])")
+replicate = pytest.importorskip(
+    "replicate",
+    reason="!!! replicate IS NOT INSTALLED: the Replicate client tests DID NOT RUN (pip install -e .[test]) !!!",
+)
 from replicate.exceptions import ReplicateError  # noqa: E402
 from replicate.helpers import FileOutput  # noqa: E402
 from replicate.prediction import Prediction  # noqa: E402
