@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import streamlit as st
+from pydantic import ValidationError
 
 from frontend import config
 from frontend.client import ApiClient, ApiError, AuthError, ServerUnreachable
 from ltx2.domain import status
+from ltx2.domain.inputs import GenerateInput
 from ltx2.domain.limits import default_planning
 
 PAGES = {
@@ -345,3 +347,12 @@ def kv_table(rows: dict) -> None:
     import pandas as pd
 
     st.table(pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows)), hide_header=True)
+
+
+def job_input(job: dict) -> dict:
+    """A clip's input with the server's defaults filled in: documents show the input as it was sent."""
+    inp = job.get("input") or {}
+    try:
+        return GenerateInput.model_validate(inp).model_dump()
+    except ValidationError:
+        return inp

@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     public_url: str | None = None  # base of the URLs in job documents; default http://<host>:<port>
     api_keys: list[str] = Field(default_factory=list)  # AVATAR_API_KEYS='["key1","key2"]'
     webhook_secret: str | None = None  # whsec_…; generated into the state folder when unset
+    # Replicate-shaped /v1: the one model this server serves, as owner/name.
+    model_name: str = Field(default="local/avatar", pattern=r"^[a-z0-9_.-]+/[a-z0-9_.-]+$")
+    # Output and stream URLs in job documents carry a signed token so they open without the key (Replicate's
+    # clients, <video src>, n8n) for url_ttl_s; HMAC secret generated into the state folder when unset.
+    url_secret: str | None = None
+    url_ttl_s: float = Field(default=3600.0, gt=0)
+    studio_url: str | None = None  # base of the studio's pages in `urls.web`; default http://<host>:<ui_port>
     # Security (README "Security"): Host names besides loopback, this machine's IPs and public_url's host that the
     # API answers ("*" = any); extra browser origins allowed to send state-changing requests; outbound URLs
     # (webhooks) allowed to reach local/private receivers, as "host" or "host:port" — n8n on this machine by default.
@@ -157,6 +164,10 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def studio_base_url(self) -> str:
+        return (self.studio_url or f"http://{self.host}:{self.ui_port}").rstrip("/")
 
 
 @lru_cache(maxsize=1)

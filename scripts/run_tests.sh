@@ -34,6 +34,13 @@ fi
 if [ "${AVATAR_SKIP_N8N:-}" != "1" ]; then
   ./scripts/install_n8n.sh >/dev/null
 fi
+# The official Replicate JS client (replicate 1.4.0) for tests/e2e/test_replicate_clients.py, into
+# .cache/replicate-js (seconds). Without node/npm those tests skip with a loud reason.
+if command -v npm >/dev/null 2>&1; then
+  ./scripts/install_replicate_js.sh >/dev/null
+else
+  echo "run_tests: npm is not installed; the Replicate JS client tests will be skipped" >&2
+fi
 # The habits: lint and format (ruff) and the import contracts between the rooms (import-linter, see pyproject.toml).
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -13,7 +13,7 @@ MAX_LISTED = 200  # the API's page limit; older clips are reached with `avatar p
 
 
 def parameters(job: dict) -> dict:
-    inp, out = job.get("input") or {}, job.get("output") or {}
+    inp, out = ui.job_input(job), job.get("output") or {}
     meta = out.get("metadata") or {}
     rows = {
         "text": inp.get("text"),

@@ -22,7 +22,7 @@ def segments_of(job: dict) -> list[dict]:
 
 
 def describe(job: dict) -> str:
-    inp = job.get("input") or {}
+    inp = ui.job_input(job)
     who = (
         "voice recording"
         if inp.get("audio")
@@ -178,7 +178,7 @@ def actions(job: dict) -> None:
 
 def finalize_controls(job: dict) -> None:
     """A draft's way to the real thing: the same seed and segments at full size and the chosen quality."""
-    inp = job.get("input") or {}
+    inp = ui.job_input(job)
     with st.container(horizontal=True, vertical_alignment="bottom", key=f"finalize-row-{job['id']}"):
         st.selectbox(
             "Finalize as",
@@ -295,6 +295,9 @@ except ApiError as exc:
     ui.show_error(exc, prefix="The jobs could not be loaded: ")
     st.stop()
 
+if linked := st.query_params.get("prediction"):  # a job document's urls.web: this page, that job on top
+    st.session_state["focus_job"] = linked
+    del st.query_params["prediction"]
 focus_id = st.session_state.get("focus_job")
 focus_doc = None
 if focus_id and not any(j["id"] == focus_id for j in active):

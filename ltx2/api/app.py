@@ -11,7 +11,7 @@ from loguru import logger
 
 from ltx2 import __version__
 from ltx2.api import deps, docs, errors
-from ltx2.api.routes import files, health, legacy, predictions, trainings, trash
+from ltx2.api.routes import files, health, legacy, models, predictions, trainings, trash
 from ltx2.api.security import BrowserGuard
 from ltx2.services import files as file_service
 from ltx2.services import outputs
@@ -19,6 +19,7 @@ from ltx2.settings import Settings, get_settings
 from ltx2.state import configure_logging, secure_state
 from ltx2.store import lifecycle
 from ltx2.store.jobs import JobStore
+from ltx2.store.links import links_for
 from ltx2.store.notifier import Notifier
 
 SWEEP_EVERY_S = 60.0  # expired trash entries and (with AVATAR_RETENTION_DAYS) expired inputs go this often
@@ -50,7 +51,7 @@ def reap_forever(store: JobStore, settings: Settings, stop: threading.Event) -> 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging()
-    store = JobStore(settings.db_url, base_url=settings.base_url)
+    store = JobStore(settings.db_url, links=links_for(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -92,11 +93,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.open_router)
     app.include_router(health.router, dependencies=protected)
     app.include_router(predictions.router, dependencies=protected)
+    app.include_router(models.router, dependencies=protected)
     app.include_router(files.router, dependencies=protected)
     app.include_router(files.downloads, dependencies=protected)
     app.include_router(legacy.router, dependencies=protected)
     app.include_router(trainings.router, dependencies=protected)
     app.include_router(trainings.seed_router, dependencies=protected)
     app.include_router(trash.router, dependencies=protected)
-    docs.install(app, protected)
+    docs.install(app, protected, open_routers=[health.open_router])
     return app

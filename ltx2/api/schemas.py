@@ -10,6 +10,29 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ltx2.domain.inputs import GenerateInput
+from ltx2.store.webhooks import EVENTS
+
+
+class ModelPredictionRequest(BaseModel):
+    """A prediction of this server's model (POST /v1/models/{owner}/{name}/predictions, deployments)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: GenerateInput
+    webhook: str | None = Field(default=None, description="URL that receives the job document on events.")
+    webhook_events_filter: list[str] | None = Field(default=None, description=f"Subset of {list(EVENTS)}.")
+    stream: bool | None = Field(default=None, description="Accepted for Replicate's clients: every job streams.")
+
+
+CREATED_RESPONSES: dict = {
+    201: {
+        "description": "Created (200: an idempotent repeat of an Idempotency-Key). With `Prefer: wait[=N]` the "
+        "answer waits up to N s (≤60) for the job to finish; a job still running then is answered as `starting` "
+        "(Replicate's blocking semantics: not finished within the wait, poll `urls.get`)."
+    }
+}
+
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -32,10 +55,14 @@ class JobDocument(_Open):
     """A prediction or training (Replicate/Cog shape); webhooks deliver the same document."""
 
     id: str
+    model: str
+    version: str
     kind: str
     status: str
     input: dict[str, Any]
     output: dict[str, Any] | None = None
+    data_removed: bool = False
+    source: str = "api"
     error: str | None = None
     error_code: str | None = None
     logs: str = ""
@@ -57,6 +84,39 @@ class JobDocument(_Open):
 class JobPage(_Open):
     results: list[JobDocument]
     next: str | None = None
+    previous: str | None = None
+
+
+class ModelVersion(_Open):
+    id: str
+    created_at: str | None = None
+    cog_version: str
+    openapi_schema: dict[str, Any]
+
+
+class ModelVersionPage(_Open):
+    results: list[ModelVersion]
+    next: str | None = None
+    previous: str | None = None
+
+
+class ModelDocument(_Open):
+    url: str
+    owner: str
+    name: str
+    description: str | None = None
+    visibility: str
+    github_url: str | None = None
+    paper_url: str | None = None
+    license_url: str | None = None
+    run_count: int
+    cover_image_url: str | None = None
+    default_example: dict[str, Any] | None = None
+    latest_version: ModelVersion | None = None
+
+
+class WebhookSecret(_Open):
+    key: str = Field(description="The Standard Webhooks signing secret (whsec_…) of every webhook this server sends.")
 
 
 class FileDocument(_Open):

@@ -23,12 +23,13 @@ from ltx2.store.jobs import IdempotencyConflict, JobStore
 from ltx2.store.webhooks import validate_events_filter, validate_webhook_url
 
 MAX_WAIT_S = 60.0
+WAIT_MARGIN_S = 0.25
 MAX_CURSOR = 2**63 - 1  # a job seq; larger values overflow the database's integer
 _PREFER_WAIT = re.compile(r"\bwait(?:=(\d+(?:\.\d+)?))?\b")
 
 
 def document(store: JobStore, settings: Settings, job) -> dict:
-    return job_document(job, settings.base_url, store.queue_position(job))
+    return job_document(job, store.links, store.queue_position(job))
 
 
 def get_job(store: JobStore, job_id: str, *, kind: str | None = None, noun: str = "prediction"):
@@ -163,7 +164,9 @@ def create(
             store,
             settings,
             "generate",
-            inp.model_dump(),
+            # Stored as sent (Replicate's documents echo the input), file inputs as the uploads they became: the
+            # worker fills in the defaults when it parses it.
+            inp.model_dump(exclude_unset=True),
             webhook=webhook,
             events=events,
             idempotency_key=idempotency_key,
@@ -183,7 +186,8 @@ def resolve_files(store: JobStore, settings: Settings, inp: GenerateInput, idemp
             if new:
                 earlier = files.earlier_copy(store, settings, idempotency_key, field, file_id)
                 file_id, new = earlier or file_id, earlier is None
-            resolved[field] = file_id
+            if file_id is not None:
+                resolved[field] = file_id
             if new:
                 fresh.append(file_id)
     except BaseException:
@@ -199,11 +203,38 @@ async def wait_for(store: JobStore, job_id: str, prefer: str | None):
     job = await run_in_threadpool(store.get, job_id)
     if not match or job is None:
         return job
-    deadline = asyncio.get_running_loop().time() + min(float(match.group(1) or MAX_WAIT_S), MAX_WAIT_S)
+    # Answered a little before N s: the Python client reads for N + 0.5 s and the document takes a moment.
+    wait = min(float(match.group(1) or MAX_WAIT_S), MAX_WAIT_S) - WAIT_MARGIN_S
+    deadline = asyncio.get_running_loop().time() + max(wait, 0.0)
     while job is not None and job.status not in TERMINAL and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.2)
         job = await run_in_threadpool(store.get, job_id)
     return job
+
+
+def blocking_answer(doc: dict, prefer: str | None) -> dict:
+    """A blocking create whose job outlasts the wait answers `starting`, as Replicate's sync API does: both
+    official clients take any other status of a blocking answer as final (and would return no output), while
+    `starting` makes them poll `urls.get`, which shows the job as it really is."""
+    if _PREFER_WAIT.search(prefer or "") and doc["status"] not in TERMINAL:
+        return {**doc, "status": JobStatus.STARTING.value}
+    return doc
+
+
+async def create_and_wait(store: JobStore, settings: Settings, body, prefer: str | None, idempotency_key: str | None):
+    """Create from a request body (`input`, `webhook`, `webhook_events_filter`), honour `Prefer: wait`; returns
+    (the document to answer, created)."""
+    job, created = await run_in_threadpool(
+        create,
+        store,
+        settings,
+        body.input,
+        webhook=body.webhook,
+        events=body.webhook_events_filter,
+        idempotency_key=idempotency_key,
+    )
+    job = await wait_for(store, job.id, prefer)
+    return blocking_answer(await run_in_threadpool(document, store, settings, job), prefer), created
 
 
 def check_statuses(status: list[str] | None) -> None:
@@ -285,7 +316,7 @@ def finalize(
     idempotency_key: str | None,
 ):
     """The same job again at full quality (same seed and segments)."""
-    inp = dict(parent.input)
+    inp = GenerateInput.model_validate(parent.input).model_dump()
     inp.update(draft=False, mode=mode, width=width or inp["width"], height=height or inp["height"])
     if (parent.output or {}).get("segments"):
         inp["source"] = {"prediction": parent.id, "action": "finalize"}

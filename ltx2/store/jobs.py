@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ltx2.domain.inputs import input_file_ids
+from ltx2.store.links import Links
 from ltx2.store.models import (
     PROCESSING,
     STARTING,
@@ -162,9 +163,10 @@ def append_log_in(session: Session, job_id: str, line: str) -> Job | None:
 
 
 class JobStore:
-    def __init__(self, url: str, *, base_url: str = ""):
+    def __init__(self, url: str, *, base_url: str = "", links: Links | None = None):
         self.url = url
-        self.base_url = base_url  # webhook bodies are job documents with absolute links
+        # Webhook bodies are job documents with absolute (and, given a signer, signed) links.
+        self.links = links or Links(base_url=base_url)
         # Set after a transaction wrote outbox messages, so this process's notifier sends them at once.
         self.outbox_written = threading.Event()
         if url.startswith("sqlite:///"):
@@ -348,9 +350,12 @@ class JobStore:
         rows = rows[:limit]
         return rows, (rows[-1].seq if more and rows else None)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, kind: str | None = None) -> dict[str, int]:
+        query = select(Job.status, func.count()).group_by(Job.status)
+        if kind:
+            query = query.where(Job.kind == kind)
         with self.session() as s:
-            rows = s.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+            rows = s.execute(query).all()
         return {status: int(n) for status, n in rows}
 
     def finished_seconds(self) -> dict[str, float]:

@@ -56,7 +56,7 @@ def _emit(store: JobStore, session: Session, job: Job, event: str) -> None:
     # One id per message, kept across its retries so receivers can drop duplicates. Status events happen once
     # per status move; log events can repeat within one, so they get fresh ids.
     msg_id = new_message_id() if event == "logs" else f"msg_{job.id}_{event}_{job.status_sequence}"
-    body = json.dumps(job_document(job, store.base_url), separators=(",", ":"))
+    body = json.dumps(job_document(job, store.links), separators=(",", ":"))
     session.add(
         OutboxEvent(
             job_id=job.id,

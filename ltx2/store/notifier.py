@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 import time
 from datetime import timedelta
@@ -14,29 +12,14 @@ from sqlalchemy import or_, select, update
 from ltx2.net import FetchPolicy, guarded_client
 from ltx2.settings import Settings
 from ltx2.store.jobs import JobStore
+from ltx2.store.links import state_secret
 from ltx2.store.models import OutboxEvent, utcnow
 from ltx2.store.webhooks import Deliverer, generate_secret
 
 
 def webhook_secret(settings: Settings) -> str:
     """The configured secret, else one generated once into the state folder (so restarts keep it)."""
-    if settings.webhook_secret:
-        return settings.webhook_secret
-    path = settings.state_dir / "webhook_secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Several processes (machines, on shared storage) may get here at once: each writes its own temp file
-        # and links it into place; a link never replaces an existing file, so the first one wins for everyone.
-        tmp = path.with_name(f".webhook_secret.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        tmp.write_text(generate_secret())
-        tmp.chmod(0o600)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    return path.read_text().strip()
+    return settings.webhook_secret or state_secret(settings, "webhook_secret", generate_secret)
 
 
 class Notifier:

@@ -21,6 +21,7 @@ from ltx2.settings import Settings, get_settings
 from ltx2.state import configure_logging, secure_state
 from ltx2.store import lifecycle
 from ltx2.store.jobs import JobStore
+from ltx2.store.links import links_for
 from ltx2.store.models import CANCELED, FAILED, STARTING, SUCCEEDED
 from ltx2.store.notifier import Notifier
 from ltx2.worker.lifeline import watch_supervisor
@@ -34,7 +35,7 @@ class Worker:
         self.settings = settings or get_settings()
         name = self.settings.worker_name or socket.gethostname()
         self.id = worker_id or f"{name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        self.store = JobStore(self.settings.db_url, base_url=self.settings.base_url)
+        self.store = JobStore(self.settings.db_url, links=links_for(self.settings))
         self.stopping = threading.Event()  # finish the current job, then exit
         self.aborting = threading.Event()  # second signal: requeue the current job now
         self.engine = None

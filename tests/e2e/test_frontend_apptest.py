@@ -767,3 +767,20 @@ def test_launcher_command_follows_the_api_host(monkeypatch):
     # The start-up output carries the tunnel command for this studio and its API.
     hint = local.tunnel_hint(8000)
     assert "ssh -N -L 8501:127.0.0.1:8501 -L 8000:127.0.0.1:8000 " in hint and "http://localhost:8501" in hint
+
+
+def test_a_documents_web_url_opens_its_job(server, studio_env):
+    # urls.web is the Jobs page with ?prediction=ID; the API echoes the input as sent (no width/height here), and
+    # the page still says the size the worker used.
+    job = server.client.post("/v1/predictions", json={"input": {"text": "Sent bare."}}).json()
+    server.client.post(f"/v1/predictions/{job['id']}/cancel")
+    assert job["urls"]["web"].endswith(f"/jobs?prediction={job['id']}") and "width" not in job["input"]
+    studio_env(server.url)
+    at = AppTest.from_file(str(APP), default_timeout=scaled(30))
+    at.run().switch_page("views/jobs.py")
+    at.query_params["prediction"] = job["id"]
+    at.run()
+    no_exception(at)
+    assert at.session_state["focus_job"] == job["id"]
+    assert "Your clip" in texts(at.subheader)
+    assert "768×512" in texts(at.markdown) + texts(at.caption), texts(at.markdown)

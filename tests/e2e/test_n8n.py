@@ -27,11 +27,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from ltx2.media import probe
 from ltx2.settings import PROJECT_ROOT
-from ltx2.store.documents import job_document
 from ltx2.store.jobs import JobStore
+from ltx2.store.models import OutboxEvent
 from ltx2.store.webhooks import verify
 from tests.live_server import LiveServer, free_port
 from tests.pace import scaled
@@ -631,15 +632,18 @@ def test_webhook_workflow_resumes_from_the_signed_callback(n8n_live, server, ima
     assert job["input"]["image"]  # the photo was downloaded from its URL and uploaded to /v1/files
 
     # The Wait node resumed on our "completed" callback: check its Standard Webhooks signature against the exact
-    # body the server sent (rebuilt from the server's store: the job has not changed since).
+    # body the server sent (as the outbox recorded it: its signed URLs carry the time they were made).
     (callback,) = execution.items("Wait for the callback")
     headers, body = callback["json"]["headers"], callback["json"]["body"]
     assert body["id"] == job["id"] and body["status"] == "succeeded"
     store = JobStore(f"sqlite:///{server.root / 'outputs' / '.state' / 'avatar.db'}")
     try:
-        sent = json.dumps(job_document(store.get(job["id"]), server.url), separators=(",", ":")).encode()
+        with store.session() as session:
+            sent = session.scalar(select(OutboxEvent.body).where(OutboxEvent.msg_id == headers["webhook-id"]))
     finally:
         store.close()
+    assert json.loads(sent) == body
+    sent = sent.encode()
     secret = (server.root / "outputs" / ".state" / "webhook_secret").read_text().strip()
     assert verify(secret, headers, sent)
     assert headers["webhook-id"] == f"msg_{job['id']}_completed_{job['status_sequence']}"

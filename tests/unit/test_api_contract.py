@@ -585,7 +585,10 @@ def test_stream_of_a_finished_job_ends(served):
     response = client.get(f"/v1/predictions/{job['id']}/stream")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    assert "event: completed" in response.text and '"status": "canceled"' in response.text
+    # Replicate's events by default; the whole document on request.
+    assert response.text.endswith('event: done\nid: 1\ndata: {"reason": "canceled"}\n\n'), response.text
+    documents = client.get(f"/v1/predictions/{job['id']}/stream", params={"format": "documents"})
+    assert "event: completed" in documents.text and '"status": "canceled"' in documents.text
     assert_problem(client.get("/v1/predictions/nope/stream"), 404)
 
 

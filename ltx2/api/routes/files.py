@@ -14,7 +14,17 @@ from ltx2.services import files as svc
 
 router = APIRouter(tags=["files"])
 downloads = APIRouter(tags=["files"])
-_BYTES = {200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes"}}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_BYTES = {200: {"content": {"application/octet-stream": _BINARY}, "description": "The file's bytes"}}
+_OUTPUTS = {
+    200: {
+        "content": {
+            kind: _BINARY
+            for kind in ("video/mp4", "image/jpeg", "application/json", "text/vtt", "application/x-subrip")
+        },
+        "description": "The MP4, its JPEG thumbnail, its metadata or captions; a signed URL opens it without the key",
+    }
+}
 
 
 @router.post(
@@ -76,7 +86,7 @@ def get_file_content(file_id: str, store: StoreDep, settings: SettingsDep):
 @downloads.get(
     "/download/{filename}",
     response_class=FileResponse,
-    responses=_BYTES,
+    responses=_OUTPUTS,
     summary="A finished video, thumbnail or metadata file (Range supported)",
 )
 def download(filename: str, settings: SettingsDep):

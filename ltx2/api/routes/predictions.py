@@ -3,37 +3,30 @@ cases are in ltx2.services.predictions."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
-from ltx2.api.deps import SettingsDep, StoreDep
-from ltx2.api.schemas import JobDocument, JobPage
+from ltx2.api.deps import IdempotencyHeader, PreferHeader, SettingsDep, StoreDep
+from ltx2.api.schemas import CREATED_RESPONSES, JobDocument, JobPage, ModelPredictionRequest
 from ltx2.domain import limits as L
 from ltx2.domain.errors import Problem
-from ltx2.domain.inputs import GenerateInput
-from ltx2.domain.status import STATUSES, TERMINAL
+from ltx2.domain.status import STATUSES
+from ltx2.services import models, streams
 from ltx2.services import predictions as svc
 from ltx2.services.predictions import MAX_CURSOR, document
-from ltx2.store.webhooks import EVENTS
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
-PreferHeader = Annotated[str | None, Header(description="wait=N: block up to N s (≤60) for the result")]
-IdempotencyHeader = Annotated[str | None, Header(max_length=255)]
 
 
-class PredictionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    input: GenerateInput
-    webhook: str | None = Field(default=None, description="URL that receives the job document on events.")
-    webhook_events_filter: list[str] | None = Field(default=None, description=f"Subset of {list(EVENTS)}.")
+class PredictionRequest(ModelPredictionRequest):
+    version: str | None = Field(
+        default=None, description="The model version: its id or owner/name:id (GET /v1/models/{owner}/{name})."
+    )
 
 
 class RetakeRequest(BaseModel):
@@ -59,7 +52,13 @@ class FinalizeRequest(BaseModel):
     height: int | None = Field(default=None, ge=L.MIN_SIDE, le=L.MAX_SIDE, multiple_of=L.SIDE_MULTIPLE)
 
 
-@router.post("", status_code=201, response_model=JobDocument, summary="Create a prediction (a talking-avatar clip)")
+@router.post(
+    "",
+    status_code=201,
+    response_model=JobDocument,
+    responses=CREATED_RESPONSES,
+    summary="Create a prediction (a talking-avatar clip)",
+)
 async def create_prediction(
     body: PredictionRequest,
     store: StoreDep,
@@ -67,17 +66,9 @@ async def create_prediction(
     prefer: PreferHeader = None,
     idempotency_key: IdempotencyHeader = None,
 ):
-    job, created = await run_in_threadpool(
-        svc.create,
-        store,
-        settings,
-        body.input,
-        webhook=body.webhook,
-        events=body.webhook_events_filter,
-        idempotency_key=idempotency_key,
-    )
-    job = await svc.wait_for(store, job.id, prefer)
-    doc = await run_in_threadpool(document, store, settings, job)
+    if body.version is not None:
+        models.check_version_ref(store, body.version)
+    doc, created = await svc.create_and_wait(store, settings, body, prefer, idempotency_key)
     return JSONResponse(doc, status_code=201 if created else 200, headers={"Location": doc["urls"]["get"]})
 
 
@@ -184,34 +175,30 @@ def finalize_prediction(
     response_class=StreamingResponse,
     responses={
         200: {
-            "content": {"text/event-stream": {}},
-            "description": "`progress` events, then one `completed` event (the job document)",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "Replicate's events: `logs` (log and progress lines), `output` (the video URL), `error`, "
+            "`done`. With format=documents: `progress` events (the job document), then one `completed`.",
         }
     },
-    summary="Server-sent events: the job document on every change, until done",
+    summary="Server-sent events until the prediction is done (the signed urls.stream opens without the key)",
 )
-async def stream_prediction(job_id: str, request: Request, store: StoreDep, settings: SettingsDep):
-    job = await run_in_threadpool(store.get, job_id)
-    if job is None:
+async def stream_prediction(
+    job_id: str,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    events_format: Annotated[
+        Literal["replicate", "documents"], Query(alias="format", description="documents: the whole job document")
+    ] = "replicate",
+):
+    if await run_in_threadpool(store.get, job_id) is None:
         raise Problem(404, f"no prediction {job_id}")
-
-    async def events():
-        last = None
-        while True:
-            current = await run_in_threadpool(store.get, job_id)
-            if current is None:
-                yield 'event: error\ndata: {"detail": "deleted"}\n\n'
-                return
-            key = (current.status_sequence, current.progress_step, current.progress_phase)
-            if key != last:
-                last = key
-                doc = await run_in_threadpool(document, store, settings, current)
-                yield f"event: {'progress' if current.status not in TERMINAL else 'completed'}\n"
-                yield f"id: {current.status_sequence}.{current.progress_step}\ndata: {json.dumps(doc)}\n\n"
-            if current.status in TERMINAL or await request.is_disconnected():
-                return
-            await asyncio.sleep(0.25)
-
+    if events_format == "documents":
+        events = streams.document_events(
+            store, job_id, lambda job: document(store, settings, job), request.is_disconnected
+        )
+    else:
+        events = streams.replicate_events(store, job_id, request.is_disconnected)
     return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
