@@ -84,6 +84,14 @@ def test_replicate_client_files_and_a_created_file_as_input(server, client, tmp_
     doc = _video(server, _predict(server, image=created.urls["get"], **QUICK))
     assert doc["input"]["image"] == created.id
 
+    # And the client's own way: an open file as input is uploaded by files.create and sent as that URL.
+    with path.open("rb") as photo:
+        prediction = client.predictions.create(
+            model="local/avatar", input={"text": "Hello there.", "image": photo, **QUICK}
+        )
+    doc = _video(server, prediction.id)
+    assert doc["input"]["image"] != created.id and client.files.get(doc["input"]["image"]).name == "me.png"
+
     spare = client.files.create(path)
     assert client.files.delete(spare.id) is True
     assert spare.id not in [f.id for f in client.files.list()]
