@@ -59,10 +59,13 @@ def file_document(record, base_url: str) -> dict:
     }
 
 
-def create_file(store: JobStore, settings: Settings, part, filename: str | None, metadata: str | None):
-    """POST /v1/files: the multipart part (`content` or `file`), a name to keep, the client's JSON metadata."""
+def create_file(store: JobStore, settings: Settings, part, filename: str | None, metadata):
+    """POST /v1/files: the multipart part (`content` or `file`), a name to keep, the client's JSON metadata (a
+    text field, or a JSON part as the JS client sends it)."""
     if part is None:
         raise Problem(422, "content: send the file as the multipart field `content` (or `file`)")
+    if metadata is not None and not isinstance(metadata, str):
+        metadata = metadata.file.read(MAX_METADATA_CHARS * 4 + 1).decode("utf-8", errors="replace")
     meta = parse_metadata(metadata)  # checked before a byte is stored
     return add_upload(store, settings, part.file, filename or part.filename, metadata=meta)
 

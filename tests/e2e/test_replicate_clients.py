@@ -25,6 +25,7 @@ import pytest
 
 from ltx2.media import probe
 from ltx2.settings import PROJECT_ROOT
+from tests.api_helpers import png_bytes
 from tests.live_server import LiveServer
 from tests.pace import scaled
 from tests.receiver import Receiver
@@ -353,7 +354,7 @@ def test_js_create_by_model_and_version_get_and_model(server, node_client, versi
     assert by_model["status"] == by_version["status"] == "succeeded"
     assert by_version["version"] == version and by_version["model"] == MODEL
     got = js(node_client, server, "get", tmp_path, PREDICTION=by_model["id"])
-    assert got["id"] == by_model["id"] and got["output"]["video_url"] == got["output"]["video_url"]
+    assert got["id"] == by_model["id"] and got["output"]["video"] == by_model["output"]["video"]
     unknown = js(node_client, server, "unknown_version", tmp_path, **common)
     assert unknown["status"] == 422 and version in unknown["error"]
     assert js(node_client, server, "run_version", tmp_path, **common)["output"]["video_url"]
@@ -387,6 +388,20 @@ def test_js_stream_to_done_without_a_key_header(server, node_client, tmp_path):
     names = [e["event"] for e in result["events"]]
     assert names[-2:] == ["output", "done"] and "logs" in names
     assert result["file"]["bytes"] > 0 and probe(tmp_path / "stream.bin").frames == 17
+
+
+def test_js_files_and_a_buffer_as_input(server, node_client, tmp_path):
+    photo = tmp_path / "face.png"
+    photo.write_bytes(png_bytes((64, 64), (180, 120, 90)))
+    result = js(node_client, server, "files", tmp_path, INPUT=QUICK, PHOTO=str(photo))
+    created = result["created"]
+    assert created["content_type"] == "image/png" and created["metadata"] == {"person": "me"}
+    assert result["got"]["checksums"]["sha256"] == created["checksums"]["sha256"] and created["id"] in result["listed"]
+    prediction = result["prediction"]
+    assert prediction["status"] == "succeeded", prediction
+    uploaded = server.client.get(f"/v1/files/{prediction['input']['image']}").json()
+    assert uploaded["checksums"]["sha256"] == created["checksums"]["sha256"]  # the same photo, uploaded again
+    assert result["deleted"] is True and server.client.get(f"/v1/files/{created['id']}").status_code == 404
 
 
 def test_js_validates_the_webhook(server, node_client, webhook, tmp_path):

@@ -42,7 +42,9 @@ def upload_file(
     type: Annotated[  # noqa: A002 - Replicate's field name
         str | None, Form(max_length=255, description="Accepted; the type is read from the bytes, never trusted")
     ] = None,
-    metadata: Annotated[str | None, Form(description="A JSON object returned as the File's `metadata`")] = None,
+    metadata: Annotated[
+        UploadFile | str | None, Form(description="A JSON object returned as the File's `metadata` (text or JSON part)")
+    ] = None,
 ):
     record = svc.create_file(store, settings, content or file, filename, metadata)
     return JSONResponse(svc.file_document(record, settings.base_url), status_code=201)

@@ -63,6 +63,16 @@ const scenarios = {
     const output = events.find((e) => e.event === "output");
     return { events, file: output ? await download(output.data) : null };
   },
+  async files() {
+    const photo = fs.readFileSync(process.env.PHOTO);
+    const created = await replicate.files.create(new Blob([photo], { type: "image/png" }), { person: "me" });
+    const got = await replicate.files.get(created.id);
+    const listed = (await replicate.files.list()).results.map((f) => f.id);
+    // A Buffer in the input: the client uploads it with files.create and sends the file's URL.
+    const prediction = await replicate.predictions.create({ model, input: { ...input, image: photo }, wait: 60 });
+    const deleted = await replicate.files.delete(created.id);
+    return { created, got, listed, prediction, deleted };
+  },
   async model() {
     const m = await replicate.models.get(...model.split("/"));
     const versions = await replicate.models.versions.list(...model.split("/"));
