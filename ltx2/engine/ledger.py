@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,8 @@ class _Resident:
     originals: dict[str, torch.Tensor] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     builds: int = 0
+    # name → what to do to a model once it is built (the engine's prompt cache and compiled transformer).
+    on_build: dict[str, Callable[[torch.nn.Module], None]] = field(default_factory=dict)
 
 
 class ResidentLedger(ModelLedger):
@@ -106,8 +109,15 @@ class ResidentLedger(ModelLedger):
         """How many models this ledger has built (each build reads weights from disk)."""
         return self._resident.builds
 
+    def on_build(self, name: str, hook: Callable[[torch.nn.Module], None]) -> None:
+        """Call `hook(model)` once when the model `name` is built (before any pipeline sees it)."""
+        self._resident.on_build[name] = hook
+
     def preload(self, name: str, model: torch.nn.Module) -> None:
         """Make an already-built model resident (benchmarks build random full-size models this way)."""
+        hook = self._resident.on_build.get(name)
+        if hook is not None:
+            hook(model)
         self._resident.models[name] = model
 
     def _get(self, name: str, build) -> torch.nn.Module:
@@ -120,6 +130,9 @@ class ResidentLedger(ModelLedger):
                 if self.compute_dtype != self.dtype and not fp8:
                     target = model.velocity_model if name == "transformer" else model
                     _compute_in(target, self.compute_dtype, self.dtype, _ENTRY_POINTS.get(name, ("forward",)))
+                hook = self._resident.on_build.get(name)
+                if hook is not None:
+                    hook(model)
                 self._resident.models[name] = model
                 self._resident.builds += 1
             return model
