@@ -12,11 +12,13 @@ from ltx2.settings import Settings
 from ltx2.store.jobs import JobStore
 
 
-def store(request: Request) -> JobStore:
+# The dependencies are `async def` because they do no I/O: FastAPI runs a plain `def` dependency in its
+# threadpool, and these three hops per request cost more CPU than the database read itself.
+async def store(request: Request) -> JobStore:
     return request.app.state.store
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -36,7 +38,7 @@ def has_key(request: Request) -> bool:
     return bool(given) and any(hmac.compare_digest(given.encode(), k.encode()) for k in keys)
 
 
-def require_key(request: Request) -> None:
+async def require_key(request: Request) -> None:
     """`Authorization: Bearer KEY` or `X-API-Key: KEY`, when keys are configured."""
     if has_key(request):
         return
