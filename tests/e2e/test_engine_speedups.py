@@ -159,3 +159,24 @@ def test_compile_shapes_are_checked():
     assert parse_shapes(["768x512x121"]) == [(768, 512, 121)]
     with pytest.raises(ValueError, match="WIDTHxHEIGHTxFRAMES"):
         parse_shapes(["768x512"])
+
+
+def test_warm_up_loads_gemma_and_the_transformer_at_once_with_the_same_weights(tiny):
+    from ltx2.engine.ledger import ResidentLedger
+
+    def ledger():
+        return ResidentLedger(
+            dtype=torch.bfloat16,
+            device=torch.device("cpu"),
+            checkpoint_path=str(tiny.checkpoint),
+            gemma_root_path=str(tiny.gemma_root),
+            spatial_upsampler_path=str(tiny.spatial_upsampler),
+        )
+
+    together, one_by_one = ledger(), ledger()
+    together.warm_up()
+    assert together.builds == 9  # each model once, none twice
+    for name, method in (("text_encoder", "text_encoder"), ("transformer", "transformer")):
+        a = getattr(together, method)().state_dict()
+        b = getattr(one_by_one, method)().state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
