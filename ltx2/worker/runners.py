@@ -37,8 +37,9 @@ def _file_path(store: JobStore, settings: Settings, file_id: str | None) -> Path
 
 
 def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, should_cancel) -> dict | Tail:
-    """The job's output document; with `settings.overlap_jobs`, a clip returns its CPU tail instead (a callable
-    giving the document once its files are written), which the worker runs beside the next job's model work."""
+    """The job's output document; with `settings.overlap_jobs` (auto: on a GPU), a clip returns its CPU tail
+    instead (a callable giving the document once its files are written), which the worker runs beside the next
+    job's model work."""
     inp = GenerateInput.model_validate(job.input)
     image = _file_path(store, settings, inp.image)
     lora = trigger = None
@@ -77,7 +78,10 @@ def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, 
     if inp.draft:
         spec.width, spec.height = draft_size(inp.width, inp.height)
         spec.mode = "distilled"
-    if settings.overlap_jobs:
+    overlap = settings.overlap_jobs
+    if overlap is None:
+        overlap = getattr(engine, "device", None) is not None and engine.device.type == "cuda"
+    if overlap:
         tail = render_model(engine, spec, out, settings, on_progress=on_progress, should_cancel=should_cancel)
         return lambda: _output(tail())
     return _output(render(engine, spec, out, settings, on_progress=on_progress, should_cancel=should_cancel))
