@@ -9,6 +9,7 @@ Prints per-route latency (p50/p99/max), errors, API RSS and the goals; the serve
 
     python bench/api_load.py [--clients 50 --duration 60 --create-share 0.05]
     python bench/api_load.py --url http://127.0.0.1:8000 [--pid API_PID]   # an already running server
+    python bench/api_load.py --suite --duration 30 [--with-worker]   # pollers, saturated reads vs bare baseline
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ ROUTES = (GET_PREDICTION, GET_SEED_STATUS, LIST, CREATE)
 STATUS_READS = (GET_PREDICTION, GET_SEED_STATUS)
 GOAL_STATUS_P99_MS = 25.0
 GOAL_CREATE_P99_MS = 100.0
+GOAL_THROUGHPUT_RATIO = 0.8  # saturated status reads against the bare FastAPI + sqlite3 app (bench/bare_api.py)
 TERMINAL = {"succeeded", "failed", "canceled"}
 SEED_TERMINAL = {"completed", "failed", "cancelled"}
 SEED_JOBS = 3  # created before the timed window so status reads have targets from the first request
@@ -77,6 +79,18 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", default=None, help="also write the result here as JSON")
     p.add_argument("--keep", action="store_true", help="keep the temporary server folder (always kept on errors)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the request mix")
+    p.add_argument(
+        "--rate", type=float, default=0.0, help="requests per second per client (e.g. 1: pollers); 0: closed loop"
+    )
+    p.add_argument(
+        "--suite",
+        action="store_true",
+        help="the issue's figures in one run: `avatar api` alone pinned to one core, C pollers at --rate (default "
+        "1 Hz), then saturated GET /status/{id} beside a bare FastAPI + sqlite3 app on the same core (ratio), "
+        "and with --with-worker the pollers again while a worker renders on the other core",
+    )
+    p.add_argument("--cpu", type=int, default=0, help="--suite: the core the API (and the baseline) is pinned to")
+    p.add_argument("--with-worker", action="store_true", help="--suite: also measure with a worker rendering")
     args = p.parse_args(argv)
     if args.clients < 1 or args.duration <= 0:
         p.error("--clients must be ≥ 1 and --duration > 0")
@@ -178,11 +192,20 @@ def wait_gone(pids: list[int], timeout: float) -> list[int]:
 class Server:
     """`avatar serve --no-ui` in its own session, with a throwaway outputs/temp/database folder."""
 
-    def __init__(self, port: int | None, grace: float):
+    def __init__(
+        self,
+        port: int | None,
+        grace: float,
+        command: str = "serve",
+        cpu: int | None = None,
+        folder: Path | None = None,
+    ):
         self.port = port or free_port()
         self.grace = grace
-        self.dir = Path(tempfile.mkdtemp(prefix="bench-api-load-"))
-        self.log_path = self.dir / "server.log"
+        self.command = command  # serve (API + worker), api, worker (beside an api sharing `folder`), bare
+        self.cpu = cpu  # pin the process (and its children) to this core
+        self.dir = folder or Path(tempfile.mkdtemp(prefix="bench-api-load-"))
+        self.log_path = self.dir / ("server.log" if command == "serve" else f"{command}.log")
         self.proc: subprocess.Popen | None = None
         self.shutdown: dict = {}
 
@@ -202,25 +225,27 @@ class Server:
             AVATAR_WORKERS="1",
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
         )
-        cmd = [
-            sys.executable,
-            "-m",
-            "ltx2.cli",
-            "serve",
-            "--no-ui",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-        ]
+        listen = ["--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = {
+            "serve": [sys.executable, "-m", "ltx2.cli", "serve", "--no-ui", *listen, "--workers", "1"],
+            "api": [sys.executable, "-m", "ltx2.cli", "api", *listen],
+            "worker": [sys.executable, "-m", "ltx2.cli", "worker"],
+            "bare": [sys.executable, str(ROOT / "bench" / "bare_api.py"), str(self.port), str(self.dir / "bare.db")],
+        }[self.command]
+        cpu = self.cpu
+        pin = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
         log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child
         try:
             # Own session: Ctrl-C in the terminal reaches only this script, which then stops the server itself.
             # cwd is the temp folder so a project .env cannot point the server at real data.
             self.proc = subprocess.Popen(
-                cmd, cwd=self.dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                cmd,
+                cwd=self.dir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=pin,  # noqa: PLW1509 - only sched_setaffinity, before exec
             )
         finally:
             log.close()
@@ -231,10 +256,24 @@ class Server:
         except OSError:
             return ""
 
-    def wait_ready(self, timeout: float) -> dict:
+    def wait_answering(self, path: str, timeout: float) -> None:
+        """Until GET `path` answers 200 (the API alone, the bare app: no worker to wait for)."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.url, timeout=5) as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.command} exited with {self.proc.returncode}:\n{self.log_tail()}")
+                with contextlib.suppress(httpx.TransportError):
+                    if client.get(path).status_code == 200:
+                        return
+                time.sleep(0.1)
+        raise TimeoutError(f"{self.command} did not answer {path} in {timeout:.0f}s:\n{self.log_tail()}")
+
+    def wait_ready(self, timeout: float, url: str | None = None) -> dict:
+        """Until /health-check says READY (`url`: the API a separately started worker reports to)."""
         deadline = time.monotonic() + timeout
         last = "no answer"
-        with httpx.Client(base_url=self.url, timeout=5) as client:
+        with httpx.Client(base_url=url or self.url, timeout=5) as client:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     raise RuntimeError(
@@ -358,7 +397,14 @@ async def client_loop(
     client: httpx.AsyncClient, args, stats: Stats, jobs: Jobs, stop_at: float, rng: random.Random
 ) -> None:
     loop = asyncio.get_running_loop()
+    # Pollers (--rate) start spread over one period, each then on its own fixed schedule.
+    due = loop.time() + (rng.random() / args.rate if args.rate else 0.0)
     while loop.time() < stop_at:
+        if args.rate:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            due += 1.0 / args.rate
+            if loop.time() >= stop_at:
+                return
         roll = rng.random()
         if roll < args.create_share:
             if len(jobs.outstanding) + jobs.creating < args.max_outstanding:
@@ -552,6 +598,7 @@ def summarize(
     statuses = [d.get("status") for d in finals.values()]
     status_reads = sorted(v for r in STATUS_READS for v in stats.latencies[r])
     status_p99 = round(percentile(status_reads, 0.99), 2) if status_reads else None
+    status_p50 = round(percentile(status_reads, 0.5), 2) if status_reads else None
     create_p99 = routes[CREATE]["p99_ms"]
     total_errors = sum(stats.errors.values())
     total = sum(r["count"] for r in routes.values())
@@ -577,6 +624,7 @@ def summarize(
         "requests": total,
         "requests_per_s": round(total / wall, 1) if wall else None,
         "routes": routes,
+        "status_reads_p50_ms": status_p50,
         "status_reads_p99_ms": status_p99,
         "errors": total_errors,
         "error_samples": stats.error_samples,
@@ -655,8 +703,174 @@ def print_report(result: dict) -> None:
             print("  server log:\n    " + excerpt.replace("\n", "\n    "))
 
 
+# --- the suite: pollers on one core, saturated reads beside the bare baseline ------------------------------
+
+
+async def saturate(base_url: str, path: str, ids: list[str], clients: int, duration: float, pid: int | None) -> dict:
+    """`clients` closed-loop clients, each on its own keep-alive connection, GETting `path` for random ids."""
+    stats: list[float] = []
+    errors = [0]
+    rng = random.Random(1)
+
+    async def one(client: httpx.AsyncClient, stop_at: float) -> None:
+        loop = asyncio.get_running_loop()
+        while loop.time() < stop_at:
+            t0 = time.perf_counter()
+            try:
+                resp = await client.get(path.format(id=rng.choice(ids)))
+                resp.read()
+            except Exception:  # noqa: BLE001 - counted
+                errors[0] += 1
+                continue
+            stats.append((time.perf_counter() - t0) * 1000)
+            if resp.status_code != 200:
+                errors[0] += 1
+
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with contextlib.AsyncExitStack() as stack:
+        pool = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30))
+            for _ in range(clients)
+        ]
+        for client in pool:  # connect outside the timed window
+            await client.get(path.format(id=ids[0]))
+        loop = asyncio.get_running_loop()
+        cpu_before, t0 = cpu_seconds(pid), loop.time()
+        await asyncio.gather(*(one(c, t0 + duration) for c in pool))
+        wall, cpu_after = loop.time() - t0, cpu_seconds(pid)
+    stats.sort()
+    cpu = None if None in (cpu_before, cpu_after) else cpu_after - cpu_before
+    return {
+        "requests": len(stats),
+        "requests_per_s": round(len(stats) / wall, 1),
+        # CPU the server spent per answer: unlike latency, barely moved by other processes on the same core.
+        "cpu_ms_per_request": round(1000 * cpu / len(stats), 3) if cpu is not None and stats else None,
+        "p50_ms": round(percentile(stats, 0.5), 2) if stats else None,
+        "p99_ms": round(percentile(stats, 0.99), 2) if stats else None,
+        "errors": errors[0],
+        "cpu_percent": round(100 * cpu / wall, 1) if cpu is not None else None,
+    }
+
+
+def _route_figures(result: dict) -> dict:
+    r = result["routes"]
+    return {
+        "status_reads_p50_ms": result["status_reads_p50_ms"],
+        "status_reads_p99_ms": result["status_reads_p99_ms"],
+        "list_p50_ms": r[LIST]["p50_ms"],
+        "list_p99_ms": r[LIST]["p99_ms"],
+        "create_p50_ms": r[CREATE]["p50_ms"],
+        "create_p99_ms": r[CREATE]["p99_ms"],
+        "errors": result["errors"],
+        "api_cpu_percent": result["cpu_percent"]["api"],
+    }
+
+
+def run_suite(args) -> dict:
+    """The issue's API figures in one run, each beside its goal; the load client runs on another core."""
+    cores = sorted(os.sched_getaffinity(0))
+    other = next((c for c in cores if c != args.cpu), args.cpu)
+    os.sched_setaffinity(0, {other})
+    api = Server(args.port, args.grace, command="api", cpu=args.cpu)
+    bare = Server(None, args.grace, command="bare", cpu=args.cpu, folder=api.dir)
+    worker = Server(None, args.grace, command="worker", cpu=other, folder=api.dir)
+    out: dict = {"api_core": args.cpu, "client_core": other, "clients": args.clients, "duration_s": args.duration}
+    try:
+        api.start()
+        api.wait_answering("/health", args.ready_timeout)
+        pollers = argparse.Namespace(**{**vars(args), "rate": args.rate or 1.0})
+        print(f"{args.clients} pollers at {pollers.rate:g} Hz against the API alone on core {args.cpu} …", flush=True)
+        out["pollers"] = _route_figures(asyncio.run(run_load(api.url, pollers, api.proc.pid)))
+        ids = [d["id"] for d in httpx.get(f"{api.url}/v1/predictions", params={"limit": 50}).json()["results"]]
+        print(f"saturated GET /status/{{id}}: {args.clients} closed-loop clients, API then bare baseline …", flush=True)
+        out["saturated_api"] = asyncio.run(
+            saturate(api.url, "/status/{id}", ids, args.clients, args.duration, api.proc.pid)
+        )
+        bare.start()
+        bare.wait_answering("/ids", args.ready_timeout)
+        bare_ids = httpx.get(f"{bare.url}/ids").json()
+        out["saturated_bare"] = asyncio.run(
+            saturate(bare.url, "/status/{id}", bare_ids, args.clients, args.duration, bare.proc.pid)
+        )
+        bare.stop()
+        if args.with_worker:
+            worker.start()
+            worker.wait_ready(args.ready_timeout, url=api.url)
+            print(f"{args.clients} pollers again, a worker rendering on core {other} …", flush=True)
+            out["pollers_with_worker"] = _route_figures(asyncio.run(run_load(api.url, pollers, api.proc.pid)))
+    finally:
+        for server in (worker, bare, api):
+            if server.proc is not None:
+                server.stop()
+        failed = sys.exc_info()[0] is not None
+        api.cleanup(keep=args.keep or failed)
+    api_rps, bare_rps = out["saturated_api"]["requests_per_s"], out["saturated_bare"]["requests_per_s"]
+    out["throughput_ratio"] = round(api_rps / bare_rps, 2) if bare_rps else None
+    p = out["pollers"]
+    out["goals"] = [
+        {
+            "goal": f"pollers: status reads p99 ≤ {GOAL_STATUS_P99_MS:g} ms",
+            "value": p["status_reads_p99_ms"],
+            "met": p["status_reads_p99_ms"] is not None and p["status_reads_p99_ms"] <= GOAL_STATUS_P99_MS,
+        },
+        {
+            "goal": f"pollers: lists p99 ≤ {GOAL_STATUS_P99_MS:g} ms",
+            "value": p["list_p99_ms"],
+            "met": p["list_p99_ms"] is not None and p["list_p99_ms"] <= GOAL_STATUS_P99_MS,
+        },
+        {
+            "goal": f"pollers: creates p99 ≤ {GOAL_CREATE_P99_MS:g} ms",
+            "value": p["create_p99_ms"],
+            "met": p["create_p99_ms"] is not None and p["create_p99_ms"] <= GOAL_CREATE_P99_MS,
+        },
+        {
+            "goal": f"saturated reads ≥ {GOAL_THROUGHPUT_RATIO:g}× bare",
+            "value": out["throughput_ratio"],
+            "met": out["throughput_ratio"] is not None and out["throughput_ratio"] >= GOAL_THROUGHPUT_RATIO,
+        },
+    ]
+    return out
+
+
+def print_suite(out: dict) -> None:
+    print(f"\nAPI alone on core {out['api_core']}, load client on core {out['client_core']}, {out['clients']} clients")
+    columns = [("pollers", "API alone")] + (
+        [("pollers_with_worker", "worker rendering")] if "pollers_with_worker" in out else []
+    )
+    print(f"{'at 1 Hz per poller':<24}" + "".join(f"{title:>20}" for _, title in columns))
+    for key in (
+        "status_reads_p50_ms",
+        "status_reads_p99_ms",
+        "list_p50_ms",
+        "list_p99_ms",
+        "create_p50_ms",
+        "create_p99_ms",
+        "errors",
+        "api_cpu_percent",
+    ):
+        print(f"{key:<24}" + "".join(f"{str(out[col][key]):>20}" for col, _ in columns))
+    api, bare = out["saturated_api"], out["saturated_bare"]
+    print(f"\n{'saturated /status/{id}':<24}{'API':>12}{'bare':>12}")
+    for key in ("requests_per_s", "cpu_ms_per_request", "p50_ms", "p99_ms", "errors", "cpu_percent"):
+        print(f"{key:<24}{str(api[key]):>12}{str(bare[key]):>12}")
+    print(f"{'ratio API / bare':<24}{out['throughput_ratio']:>12}")
+    if api["cpu_ms_per_request"] and bare["cpu_ms_per_request"]:
+        cpu_ratio = round(bare["cpu_ms_per_request"] / api["cpu_ms_per_request"], 2)
+        out["cpu_throughput_ratio"] = cpu_ratio
+        print(f"{'ratio by CPU per answer':<24}{cpu_ratio:>12}  (what one free core would give)")
+    print("goals:")
+    for g in out["goals"]:
+        print(f"  {g['goal']:<40} {str(g['value']):>10}  {'MET' if g['met'] else 'NOT MET'}")
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = _args(argv)
+    if args.suite:
+        out = run_suite(args)
+        print_suite(out)
+        if args.json:
+            Path(args.json).write_text(json.dumps(out, indent=2))
+        return out
     server = None
     previous = None
     result_errors = 0

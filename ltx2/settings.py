@@ -59,6 +59,21 @@ class Settings(BaseSettings):
     # add synchronisation, and with the API, worker and tests sharing two cores several threads per process
     # spin against each other: measured 3-4 s vs 30 s per job), torch's default for real weights.
     cpu_threads: int = Field(default=0, ge=0)
+    # Prompt embeddings kept per worker (a few MB each on the real model): a repeated prompt skips Gemma. 0: off.
+    prompt_cache_size: int = Field(default=16, ge=0)
+    # torch.compile the transformer for compile_shapes (WIDTHxHEIGHTxFRAMES; default: the studio's presets at 5 s)
+    # at worker start; other shapes run eager. Off by default: warming costs start-up time (bench/gpu_fullsize.py
+    # measures both), and on CPU inductor needs a C++ toolchain.
+    compile: bool = False
+    compile_backend: str = "inductor"
+    compile_shapes: list[str] = Field(
+        default_factory=lambda: ["768x512x121", "512x768x121", "512x512x121", "1024x576x121", "384x256x121"]
+    )
+    # The worker starts the next job's model work while the last job's CPU tail (encode, thumbnail, metadata,
+    # hash) finishes in a thread; the job is moved to succeeded only once its files are in place. None (auto): on
+    # with a GPU, where the tail would otherwise leave it idle; off on CPU, where the tail and the next job share
+    # the same cores (bench/worker_levers.py: 0.92-0.99x jobs/min on a 2-core machine).
+    overlap_jobs: bool | None = None
 
     # Generation defaults.
     default_fps: float = 24.0

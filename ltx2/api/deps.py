@@ -14,11 +14,13 @@ from ltx2.settings import Settings
 from ltx2.store.jobs import JobStore
 
 
-def store(request: Request) -> JobStore:
+# The dependencies are `async def` because they do no I/O: FastAPI runs a plain `def` dependency in its
+# threadpool, and these three hops per request cost more CPU than the database read itself.
+async def store(request: Request) -> JobStore:
     return request.app.state.store
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -48,7 +50,7 @@ def has_signed_url(request: Request) -> bool:
     return signer.verify(request.url.path, request.query_params.get(TOKEN_PARAM), time.time())
 
 
-def require_key(request: Request) -> None:
+async def require_key(request: Request) -> None:
     """`Authorization: Bearer KEY` (or `Token KEY`) or `X-API-Key: KEY`, when keys are configured; a signed URL
     stands in for the key on the one path it names."""
     if has_key(request) or has_signed_url(request):

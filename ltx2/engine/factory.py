@@ -24,4 +24,7 @@ def load_engine(settings: Settings):
         lora_strength=settings.distilled_lora_strength,
         cpu_dtype=settings.cpu_dtype,
         cpu_threads=settings.cpu_threads,
+        prompt_cache_size=settings.prompt_cache_size,
+        compile_transformer=settings.compile,
+        compile_backend=settings.compile_backend,
     )

@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,9 @@ class _Resident:
     originals: dict[str, torch.Tensor] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
     builds: int = 0
+    # name → what to do to a model once it is built (the engine's prompt cache and compiled transformer).
+    on_build: dict[str, Callable[[torch.nn.Module], None]] = field(default_factory=dict)
+    building: dict[str, threading.Lock] = field(default_factory=dict)  # one per model being built
 
 
 class ResidentLedger(ModelLedger):
@@ -106,27 +110,47 @@ class ResidentLedger(ModelLedger):
         """How many models this ledger has built (each build reads weights from disk)."""
         return self._resident.builds
 
+    def on_build(self, name: str, hook: Callable[[torch.nn.Module], None]) -> None:
+        """Call `hook(model)` once when the model `name` is built (before any pipeline sees it)."""
+        self._resident.on_build[name] = hook
+
     def preload(self, name: str, model: torch.nn.Module) -> None:
         """Make an already-built model resident (benchmarks build random full-size models this way)."""
+        hook = self._resident.on_build.get(name)
+        if hook is not None:
+            hook(model)
         self._resident.models[name] = model
 
     def _get(self, name: str, build) -> torch.nn.Module:
-        with self._resident.lock:
-            model = self._resident.models.get(name)
-            if model is None:
-                model = build()
-                # An fp8 transformer upcasts per layer already; its float8 weights stay as they are.
-                fp8 = name == "transformer" and self.quantization is not None
-                if self.compute_dtype != self.dtype and not fp8:
-                    target = model.velocity_model if name == "transformer" else model
-                    _compute_in(target, self.compute_dtype, self.dtype, _ENTRY_POINTS.get(name, ("forward",)))
-                self._resident.models[name] = model
-                self._resident.builds += 1
+        resident = self._resident
+        with resident.lock:
+            model = resident.models.get(name)
+            if model is not None:
+                return model
+            building = resident.building.setdefault(name, threading.Lock())
+        # One lock per model, so two models can load at once (warm_up) while one is never built twice.
+        with building:
+            with resident.lock:
+                model = resident.models.get(name)
+            if model is not None:
+                return model
+            model = build()
+            # An fp8 transformer upcasts per layer already; its float8 weights stay as they are.
+            fp8 = name == "transformer" and self.quantization is not None
+            if self.compute_dtype != self.dtype and not fp8:
+                target = model.velocity_model if name == "transformer" else model
+                _compute_in(target, self.compute_dtype, self.dtype, _ENTRY_POINTS.get(name, ("forward",)))
+            hook = resident.on_build.get(name)
+            if hook is not None:
+                hook(model)
+            with resident.lock:
+                resident.models[name] = model
+                resident.builds += 1
             return model
 
     def transformer(self):
+        model = self._get("transformer", super().transformer)
         with self._resident.lock:
-            model = self._get("transformer", super().transformer)
             self._fuse(model, self.loras)
             return model
 
@@ -155,11 +179,17 @@ class ResidentLedger(ModelLedger):
         return self._get("spatial_upsampler", super().spatial_upsampler)
 
     def warm_up(self, *, audio_encoder: bool = True) -> None:
-        """Build every component now, so the first job pays no load time."""
-        self.text_encoder()
+        """Build every component now, so the first job pays no load time. The two big ones, Gemma and the
+        transformer (12B and 19B on the real weights), load at the same time: reading one file while the
+        other's tensors are copied to the device."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="load-text-encoder") as pool:
+            text_encoder = pool.submit(self.text_encoder)
+            self.transformer()
+            text_encoder.result()
         self.gemma_embeddings_processor()
         self.video_encoder()
-        self.transformer()
         self.video_decoder()
         self.audio_decoder()
         self.vocoder()

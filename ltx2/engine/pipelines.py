@@ -38,6 +38,7 @@ from ltx2.domain.limits import side_problem
 from ltx2.engine import progress
 from ltx2.engine.device import apply_cpu_shims, compute_dtype, resolve_device
 from ltx2.engine.ledger import ResidentLedger
+from ltx2.engine.speedups import CompiledTransformer, PromptCache
 
 Mode = Literal["distilled", "two-stage"]
 MAX_FRAMES = 481  # 20 s at 24 fps: LTX-2's longest clip
@@ -152,6 +153,9 @@ class Engine:
         lora_strength: float = 1.0,
         cpu_dtype: str = "auto",
         cpu_threads: int = 0,
+        prompt_cache_size: int = 16,
+        compile_transformer: bool = False,
+        compile_backend: str = "inductor",
     ):
         self.weights = weights
         self.device = resolve_device(device)
@@ -170,6 +174,12 @@ class Engine:
             spatial_upsampler_path=str(weights.spatial_upsampler),
             quantization=self.quantization,
         )
+        self.prompt_cache = PromptCache(prompt_cache_size)
+        self.ledger.on_build("text_encoder", self.prompt_cache.wrap_text_encoder)
+        self.ledger.on_build("embeddings_processor", self.prompt_cache.wrap_embeddings_processor)
+        self.compiled: CompiledTransformer | None = None
+        if compile_transformer:
+            self.ledger.on_build("transformer", lambda model: self._compile(model, compile_backend))
         self.distilled_lora: tuple[LoraPathStrengthAndSDOps, ...] = ()
         if weights.distilled_lora is not None:
             self.distilled_lora = (
@@ -209,6 +219,21 @@ class Engine:
                 raise OutOfMemoryError(
                     f"the GPU ran out of memory during {what}: try a smaller size or fewer frames"
                 ) from exc
+
+    def _compile(self, model: torch.nn.Module, backend: str) -> None:
+        self.compiled = CompiledTransformer(model.velocity_model, backend=backend)
+
+    def warm_compiled(self, shapes: list[tuple[int, int, int]]) -> float:
+        """Compile the transformer for each (width, height, frames) by generating once at it (the frames are never
+        decoded); any other shape runs eager later. Returns the seconds it took; 0 when compiling is off."""
+        start = time.perf_counter()
+        self.ledger.transformer()
+        if self.compiled is None or self.compiled.compiled is None:
+            return 0.0
+        for width, height, frames in shapes:
+            with self.compiled.warming():
+                self.generate(GenerationRequest(prompt="warm-up", width=width, height=height, num_frames=frames))
+        return time.perf_counter() - start
 
     def _model_info(self) -> dict:
         with safe_open(str(self.weights.checkpoint), framework="pt") as f:

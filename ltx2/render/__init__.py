@@ -1,7 +1,7 @@
 """Rendering on the resident engine: one clip (`clip`: plan, generate, encode) and a long script (`script`:
 segments with continuity, resume and retake, stitched into one video)."""
 
-from ltx2.render.clip import ClipSpec, RenderResult, audio_seconds, plan_request, render
+from ltx2.render.clip import ClipSpec, RenderResult, audio_seconds, plan_request, render, render_model
 from ltx2.render.script import PlannedSegment, ScriptResult, ScriptSpec, plan_script, render_script
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "plan_request",
     "plan_script",
     "render",
+    "render_model",
     "render_script",
 ]

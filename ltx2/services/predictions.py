@@ -32,6 +32,19 @@ def document(store: JobStore, settings: Settings, job) -> dict:
     return job_document(job, store.links, store.queue_position(job))
 
 
+def get_document(store: JobStore, settings: Settings, job_id: str, noun: str = "prediction") -> dict:
+    """A job's document from one database session (status reads are most of an API's traffic)."""
+    job, position = store.get_with_position(job_id)
+    if job is None:
+        raise Problem(404, f"no {noun} {job_id}")
+    return job_document(job, store.links, position)
+
+
+def documents(store: JobStore, settings: Settings, jobs) -> list[dict]:
+    positions = store.queue_positions(jobs)
+    return [job_document(j, store.links, positions.get(j.id)) for j in jobs]
+
+
 def get_job(store: JobStore, job_id: str, *, kind: str | None = None, noun: str = "prediction"):
     job = store.get(job_id)
     if job is None:

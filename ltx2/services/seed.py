@@ -107,7 +107,7 @@ def pick_profile(store: JobStore, name: str | None):
 
 
 def status(store: JobStore, settings: Settings, job_id: str) -> dict:
-    job = store.get(job_id)
+    job, position = store.get_with_position(job_id)
     if job is None:
         raise Problem(404, f"no job {job_id}")
     out = job.output or {}
@@ -115,10 +115,10 @@ def status(store: JobStore, settings: Settings, job_id: str) -> dict:
     return {
         "job_id": job.id,
         "status": SEED_STATUS[job.status],
-        "progress": job.progress_percent,
+        "progress": float(job.progress_percent or 0),
         "phase": job.progress_phase,
-        "message": job.error or (job.logs.strip().splitlines() or [""])[-1],
-        "queue_position": store.queue_position(job),
+        "message": job.error or (job.logs.strip().rsplit("\n", 1)[-1] if job.logs else ""),
+        "queue_position": position,
         "video_path": f"outputs/{video}" if video else None,
         "download_url": f"{settings.base_url}/download/{video}" if video else None,
         "error": job.error,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import (
     DateTime,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -55,6 +56,7 @@ from ltx2.store.models import (
 MAX_LOG_CHARS = 64_000
 NOTIFY_CHANNEL = "avatar_jobs"  # PostgreSQL: NOTIFY on every job that becomes claimable; idle workers LISTEN
 MIGRATE_LOCK_KEY = zlib.crc32(b"avatar-generator:migrate")  # pg_advisory_lock key held around `upgrade head`
+SQLITE_POOL_SIZE = 48
 
 
 class IdempotencyConflict(Exception):
@@ -78,7 +80,15 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # As many pooled connections as the API's threadpool has threads (anyio: 40) plus its own threads:
+        # with SQLAlchemy's default 5 (+10 overflow) a burst of requests opened and closed overflow
+        # connections, each paying a connect and the pragmas below (a tenth of the API's CPU under load).
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=SQLITE_POOL_SIZE,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
@@ -160,6 +170,22 @@ def append_log_in(session: Session, job_id: str, line: str) -> Job | None:
         logs = "…\n" + logs[-MAX_LOG_CHARS:].split("\n", 1)[-1]
     job.logs = logs
     return job
+
+
+# The status-read statements, built once: constructing them per request cost as much CPU as running them.
+_JOB_BY_ID = select(Job).where(Job.id == bindparam("job_id"))
+_JOB_ROW_BY_ID = select(Job.__table__).where(Job.__table__.c.id == bindparam("job_id"))
+_JOBS_AHEAD = (
+    select(func.count())
+    .select_from(Job)
+    .where(
+        Job.status == STARTING,
+        or_(
+            Job.priority > bindparam("priority"),
+            (Job.priority == bindparam("priority")) & (Job.seq < bindparam("seq")),
+        ),
+    )
+)
 
 
 class JobStore:
@@ -311,22 +337,37 @@ class JobStore:
 
     def get(self, job_id: str) -> Job | None:
         with self.session() as s:
-            return s.scalar(select(Job).where(Job.id == job_id))
+            return s.scalar(_JOB_BY_ID, {"job_id": job_id})
 
     def queue_position(self, job: Job) -> int | None:
         """1-based place among jobs waiting to start, or None once it has started."""
         if job.status != STARTING:
             return None
         with self.session() as s:
-            ahead = s.scalar(
-                select(func.count())
-                .select_from(Job)
-                .where(
-                    Job.status == STARTING,
-                    or_(Job.priority > job.priority, (Job.priority == job.priority) & (Job.seq < job.seq)),
-                )
-            )
+            return self._position_in(s, job)
+
+    @staticmethod
+    def _position_in(session: Session, job: Job) -> int:
+        ahead = session.scalar(_JOBS_AHEAD, {"priority": job.priority, "seq": job.seq})
         return int(ahead or 0) + 1
+
+    def get_with_position(self, job_id: str):
+        """A job's columns (a read-only row with the same attribute names as a Job) and its queue position, read
+        on one connection without the ORM: what every status read needs (API CPU per read 3.2 → 2.2 ms)."""
+        with self.engine.connect() as c:
+            row = c.execute(_JOB_ROW_BY_ID, {"job_id": job_id}).first()
+            if row is None or row.status != STARTING:
+                return row, None
+            ahead = c.execute(_JOBS_AHEAD, {"priority": row.priority, "seq": row.seq}).scalar()
+            return row, int(ahead or 0) + 1
+
+    def queue_positions(self, jobs: Iterable[Job]) -> dict[str, int]:
+        """Queue positions of the waiting jobs among `jobs`, read in one session."""
+        waiting = [j for j in jobs if j.status == STARTING]
+        if not waiting:
+            return {}
+        with self.session() as s:
+            return {j.id: self._position_in(s, j) for j in waiting}
 
     def list(
         self,

@@ -39,15 +39,17 @@ class Worker:
         self.stopping = threading.Event()  # finish the current job, then exit
         self.aborting = threading.Event()  # second signal: requeue the current job now
         self.engine = None
-        self.current_job: str | None = None
+        self.current_job: str | None = None  # the job using the model
+        self.jobs_in_hand: set[str] = set()  # it, and a finished one whose CPU tail still runs
+        self._tail: threading.Thread | None = None
 
     def _on_supervisor_lost(self) -> None:
         """The supervisor died (its restart will start a new worker): requeue the job in hand and exit now, mid-step
         or mid-load. Outputs are written atomically, so stopping anywhere leaves nothing half-written."""
         try:
-            job_id = self.current_job
-            if job_id is not None and lifecycle.move(self.store, job_id, STARTING, worker_id=self.id):
-                self.store.append_log(job_id, f"worker {self.id} lost its supervisor: job requeued")
+            for job_id in list(self.jobs_in_hand):
+                if lifecycle.move(self.store, job_id, STARTING, worker_id=self.id):
+                    self.store.append_log(job_id, f"worker {self.id} lost its supervisor: job requeued")
             self.store.worker_seen(self.id, state=WorkerState.STOPPED)
         except Exception:  # noqa: BLE001 - leave anyway; the reaper requeues a job whose heartbeat stops
             logger.exception("worker {}: could not requeue after losing the supervisor", self.id)
@@ -80,6 +82,14 @@ class Worker:
 
             self.engine = load_engine(self.settings)
             seconds = self.engine.warm_up()
+            if self.settings.compile:
+                from ltx2.engine.speedups import parse_shapes
+
+                compiled = self.engine.warm_compiled(parse_shapes(self.settings.compile_shapes))
+                logger.info(
+                    "worker {}: transformer compiled for {} in {:.1f}s", self.id, self.settings.compile_shapes, compiled
+                )
+                seconds += compiled
         except Exception as exc:  # noqa: BLE001 - any failure here means this worker cannot serve
             with beat_lock:  # no "starting" beat may land after "failed"
                 loaded.set()
@@ -115,6 +125,7 @@ class Worker:
                 continue
             self.run_job(job)
             last_seen = 0.0
+        self._join_tail()
         self.store.worker_seen(self.id, state=WorkerState.STOPPED)
         notifier.stop(timeout=10)
         self.store.close()
@@ -130,12 +141,15 @@ class Worker:
                 logger.exception("worker {}: heartbeat while loading failed", self.id)
 
     def run_job(self, job) -> None:
-        from ltx2.domain.errors import InvalidInputError, JobCanceled, OutOfMemoryError
+        """Run one job's model work; a clip's CPU tail (encode, thumbnail, metadata, hash) then goes on in a
+        thread so the model can start the next job. The job stays processing, heartbeating, until its tail
+        has written its files; at most one tail runs beside the model."""
         from ltx2.worker.runners import run_generate, run_train
 
         store, settings = self.store, self.settings
         logger.info("worker {}: job {} ({}) attempt {}", self.id, job.id, job.kind, job.attempt)
         self.current_job = job.id
+        self.jobs_in_hand.add(job.id)
         store.worker_seen(self.id, state=WorkerState.BUSY, job_id=job.id)
         self._log(job.id, f"started on worker {self.id} (attempt {job.attempt})")
         lost = threading.Event()
@@ -145,10 +159,18 @@ class Worker:
             while not done.wait(settings.heartbeat_s):
                 if not store.heartbeat(job.id, self.id):
                     lost.set()  # reaped or deleted: stop working on it
-                store.worker_seen(self.id, state=WorkerState.BUSY, job_id=job.id)
+                store.worker_seen(self.id, state=WorkerState.BUSY, job_id=self.current_job or job.id)
 
         beat = threading.Thread(target=heartbeat, name=f"heartbeat-{job.id}", daemon=True)
         beat.start()
+
+        def release() -> None:
+            done.set()
+            beat.join()
+            self.jobs_in_hand.discard(job.id)
+            if not self.jobs_in_hand:
+                store.worker_seen(self.id, state=WorkerState.READY)
+
         last_write = [0.0]
         phases: set[str] = set()
 
@@ -173,9 +195,36 @@ class Worker:
         def should_cancel() -> bool:
             return self.aborting.is_set() or lost.is_set() or store.cancel_requested(job.id)
 
+        runner = run_train if job.kind == "train" else run_generate
+        tail = None
         try:
-            runner = run_train if job.kind == "train" else run_generate
-            output = runner(self.engine, settings, store, job, on_progress, should_cancel)
+            tail = self._settle(
+                job, lambda: runner(self.engine, settings, store, job, on_progress, should_cancel), lost
+            )
+        finally:
+            self.current_job = None
+            if tail is None:
+                release()
+        if tail is not None:
+            self._join_tail()  # one tail at a time: a slow encode holds the queue back rather than piling up
+
+            def finish() -> None:
+                try:
+                    self._settle(job, tail, lost)
+                finally:
+                    release()
+
+            self._tail = threading.Thread(target=finish, name=f"tail-{job.id}", daemon=True)
+            self._tail.start()
+
+    def _settle(self, job, work, lost: threading.Event):
+        """Run `work` and make the job's final move from how it ended; a callable result is the job's CPU tail,
+        returned unsettled."""
+        from ltx2.domain.errors import InvalidInputError, JobCanceled, OutOfMemoryError
+
+        store = self.store
+        try:
+            output = work()
         except JobCanceled:
             if self.aborting.is_set():
                 lifecycle.move(store, job.id, STARTING, worker_id=self.id, log="worker shutting down: job requeued")
@@ -190,12 +239,16 @@ class Worker:
             store.append_log(job.id, traceback.format_exc(limit=8))
             self._fail(job, "internal_error", f"{exc.__class__.__name__}: {exc}")
         else:
+            if callable(output):
+                return output
+            # Only now, with its files written, is the job succeeded.
             lifecycle.move(store, job.id, SUCCEEDED, worker_id=self.id, output=output, log="succeeded")
-        finally:
-            self.current_job = None
-            done.set()
-            beat.join()
-            store.worker_seen(self.id, state=WorkerState.READY)
+        return None
+
+    def _join_tail(self) -> None:
+        if self._tail is not None:
+            self._tail.join()
+            self._tail = None
 
     def _fail(self, job, code: str, message: str) -> None:
         lifecycle.move(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from ltx2.domain.errors import InvalidInputError
 from ltx2.domain.inputs import GenerateInput
 from ltx2.domain.policy import draft_size, is_script, segment_seconds
 from ltx2.media import sha256_file
-from ltx2.render import ClipSpec, audio_seconds, render
+from ltx2.render import ClipSpec, audio_seconds, render, render_model
 from ltx2.render.script import (
     PlannedSegment,
     ScriptSpec,
@@ -22,6 +23,8 @@ from ltx2.render.script import (
 from ltx2.settings import Settings
 from ltx2.store.jobs import JobStore
 
+Tail = Callable[[], dict]  # a job's remaining CPU work (encode, thumbnail, metadata, hash): its output document
+
 
 def _file_path(store: JobStore, settings: Settings, file_id: str | None) -> Path | None:
     if file_id is None:
@@ -33,7 +36,10 @@ def _file_path(store: JobStore, settings: Settings, file_id: str | None) -> Path
     return path
 
 
-def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, should_cancel) -> dict:
+def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, should_cancel) -> dict | Tail:
+    """The job's output document; with `settings.overlap_jobs` (auto: on a GPU), a clip returns its CPU tail
+    instead (a callable giving the document once its files are written), which the worker runs beside the next
+    job's model work."""
     inp = GenerateInput.model_validate(job.input)
     image = _file_path(store, settings, inp.image)
     lora = trigger = None
@@ -72,6 +78,12 @@ def run_generate(engine, settings: Settings, store: JobStore, job, on_progress, 
     if inp.draft:
         spec.width, spec.height = draft_size(inp.width, inp.height)
         spec.mode = "distilled"
+    overlap = settings.overlap_jobs
+    if overlap is None:
+        overlap = getattr(engine, "device", None) is not None and engine.device.type == "cuda"
+    if overlap:
+        tail = render_model(engine, spec, out, settings, on_progress=on_progress, should_cancel=should_cancel)
+        return lambda: _output(tail())
     return _output(render(engine, spec, out, settings, on_progress=on_progress, should_cancel=should_cancel))
 
 

@@ -39,3 +39,21 @@ def test_small_load_hits_every_route_without_errors(bench, tiny):
     assert result["rss_mb"]["peak"] and result["rss_mb"]["peak"] >= result["rss_mb"]["start"] > 0
     shutdown = result["server"]["shutdown"]
     assert shutdown["exit_code"] is not None and not shutdown["killed"], shutdown
+
+
+@pytest.mark.timeout(240)
+def test_suite_measures_the_api_beside_the_bare_baseline(bench, tiny):
+    result = bench.main(["--suite", "--clients", "4", "--duration", "2", "--with-worker"])
+
+    for side in ("saturated_api", "saturated_bare"):
+        figures = result[side]
+        assert figures["requests"] > 0 and figures["errors"] == 0, (side, figures)
+        assert figures["p50_ms"] <= figures["p99_ms"]
+    assert result["throughput_ratio"] == pytest.approx(
+        result["saturated_api"]["requests_per_s"] / result["saturated_bare"]["requests_per_s"], abs=0.01
+    )
+    for side in ("pollers", "pollers_with_worker"):
+        figures = result[side]
+        assert figures["errors"] == 0, (side, figures)
+        assert figures["status_reads_p50_ms"] <= figures["status_reads_p99_ms"]
+    assert [g["goal"].split(":")[0] for g in result["goals"]][:3] == ["pollers"] * 3

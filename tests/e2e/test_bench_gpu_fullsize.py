@@ -84,3 +84,29 @@ def test_full_size_counts_on_meta_leave_gemma_config_alone(bench):
     assert 18e9 < params["transformer"] < 20e9  # LTX-2 "19B" (text connectors live in the embeddings processor)
     assert 11.5e9 < params["text_encoder"] < 12.5e9  # Gemma-3 12B incl. its vision tower
     assert dataclasses.asdict(GEMMA3_CONFIG_FOR_LTX) == before
+
+
+def test_levers_are_timed_side_by_side_and_attention_is_reported(bench, tiny):
+    report = bench.main([*SMALL, "--warmup", "1", "--levers", "baseline,prompt-cache", "--attention"])
+    assert [run["levers"] for run in report["runs"]] == ["baseline", "prompt-cache"]
+    for run in report["runs"]:
+        _check_run(run, 64, 64, 9)
+    # With the cache the timed run made no Gemma pass (its prompt was encoded by the warm-up run).
+    baseline, cached = report["runs"]
+    assert baseline["detail"]["gemma_forward"] > 0 and "gemma_forward" not in cached["detail"]
+    attention = report["attention"]
+    assert attention["ltx_core_backend"] in ("xformers", "pytorch SDPA")
+    assert any("scaled_dot_product" in name for name in attention["kernels"]), attention["kernels"]
+
+
+@pytest.mark.parametrize("quantization", ["none", "fp8-cast"])
+def test_cold_start_writes_the_release_layout_and_a_real_worker_loads_it(bench, tiny, tmp_path, quantization):
+    # Tiny shapes, the full-size path: random weights written as the release's files, `avatar worker` to READY.
+    args = [*SMALL, "--cold", "--cold-dir", str(tmp_path), "--cold-cache", "warm", "--quantization", quantization]
+    report = bench.main(args)
+    written = report["cold"]["written"]
+    gemma = Path(written["paths"]["gemma_root"])
+    assert (gemma / "model.safetensors.index.json").is_file() and list(gemma.glob("model-*-of-*.safetensors"))
+    ready = report["cold"]["ready"]["warm"]
+    log = Path(ready["log"]).read_text()
+    assert ready["ready_s"] > 0 and "ready in" in log and "tiny checkpoint" not in log

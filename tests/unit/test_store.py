@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select, text, update
 
 from ltx2.store import lifecycle
-from ltx2.store.jobs import IdempotencyConflict, JobStore
+from ltx2.store.jobs import IdempotencyConflict, JobStore, as_utc
 from ltx2.store.models import Job, utcnow
 
 
@@ -132,6 +132,23 @@ def test_list_cursor_and_queue_positions(store):
     assert [store.queue_position(j) for j in jobs] == [1, 2, 3, 4, 5]
     lifecycle.claim(store, "w", ["generate"])
     assert store.queue_position(store.get(jobs[1].id)) == 1
+
+
+def test_status_reads_in_one_go_match_the_orm_reads(store):
+    jobs = [store.create("generate", {"n": i, "text": "é"}, priority=i % 2)[0] for i in range(4)]
+    lifecycle.claim(store, "w", ["generate"])  # the highest priority, oldest: jobs[1]
+    for job in jobs:
+        row, position = store.get_with_position(job.id)
+        orm = store.get(job.id)
+        assert position == store.queue_position(orm)
+        for column in ("id", "status", "input", "output", "priority", "seq", "logs", "progress_percent"):
+            assert getattr(row, column) == getattr(orm, column), column
+        assert as_utc(row.created_at) == as_utc(orm.created_at)
+    assert store.get_with_position(jobs[1].id)[1] is None  # processing: no place in the queue
+    assert store.queue_positions(store.list()[0]) == {
+        j.id: store.queue_position(store.get(j.id)) for j in jobs if j.id != jobs[1].id
+    }
+    assert store.get_with_position("nope") == (None, None)
 
 
 def test_logs_are_bounded_and_keep_the_newest(store):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, UploadFile
+from fastapi.responses import JSONResponse
 
 from ltx2.api.deps import SettingsDep, StoreDep
 from ltx2.api.schemas import Cleaned, Reset, SeedAccepted, SeedStatus, WorkspaceStatus
@@ -57,7 +58,8 @@ def generate(
 
 @router.get("/status/{job_id}", response_model=SeedStatus, summary="Seed API: a job's status")
 def status(job_id: str, store: StoreDep, settings: SettingsDep):
-    return svc.status(store, settings, job_id)
+    # Built to SeedStatus already; answered as is (see routes.predictions: the polled routes skip re-validation).
+    return JSONResponse(svc.status(store, settings, job_id))
 
 
 @router.get("/workspace-status", response_model=WorkspaceStatus, summary="Seed API: what the workspace holds")
