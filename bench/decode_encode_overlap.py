@@ -12,6 +12,7 @@ chunk as the VAE finishes it). Repeats interleave the two sides (ABBA) so drift 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
         "preset": settings.encode_preset,
     }
     result.update(cpu_facts(engine))
+    result["load_average"] = os.getloadavg()  # other work on the machine shares its cores with both sides
     print(
         f"decode+encode of {width}x{height}x{args.frames}, {args.repeats} interleaved repeats "
         f"({'tiny' if result['tiny'] else 'real'} checkpoint, x264 preset {settings.encode_preset})"
@@ -94,6 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"native bf16 {'yes' if result['native_bf16'] else 'no'} -> models compute in {result['dtype']} "
         f"on {result['threads']} thread(s)"
     )
+    print(f"  load average (1, 5, 15 min) at the end: {', '.join(f'{v:.1f}' for v in result['load_average'])}")
     print(f"  sequential: median {seq:6.3f} s  ({', '.join(f'{t:.3f}' for t in times['sequential'])})")
     print(f"  overlapped: median {ovl:6.3f} s  ({', '.join(f'{t:.3f}' for t in times['overlapped'])})")
     print(f"  overlapped / sequential = {result['ratio']:.2f}x (goal <= 0.7x)")

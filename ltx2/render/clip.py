@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -135,9 +137,12 @@ def render(
 def _generate_and_encode(
     engine, spec, request, out_path: Path, settings, started: float, on_progress, should_cancel
 ) -> RenderResult:
-    from ltx2.media import encode_mp4, thumbnail_from_mp4
+    from ltx2.media import encode_mp4_overlapped, thumbnail_from_mp4
 
-    result = engine.generate(request, on_progress=on_progress, should_cancel=should_cancel)
+    report = Reporter(on_progress, sum(n for _, n in engine.steps_plan(request)))
+    report.plan(plan_of("clip", request))
+    result = engine.generate(request, on_progress=report, should_cancel=should_cancel)
+    report.audio_done()
     model = "tiny" if result.tiny else engine.model_info["family"]
     metadata = {
         "model": model,
@@ -160,8 +165,10 @@ def _generate_and_encode(
     }
     waveform = result.audio.waveform.float().cpu().numpy()
     encode_start = time.perf_counter()
-    encode_mp4(
-        result.video,
+    frames = request.num_frames
+    # The encoder runs on its own thread, taking each chunk as the VAE finishes it (issue 19's overlap).
+    encode_mp4_overlapped(
+        report.decoded(result.video, frames, should_cancel),
         request.fps,
         out_path,
         audio=waveform,
@@ -169,6 +176,7 @@ def _generate_and_encode(
         speed=spec.speed,
         preset=settings.encode_preset,
         metadata={"comment": json.dumps({"avatar_model": model, "seed": request.seed}), "avatar_model": model},
+        on_frames=report.encoded(frames),
     )
     finished = time.perf_counter()
     thumbnail = thumbnail_from_mp4(out_path, out_path.with_suffix(".jpg"))
@@ -184,3 +192,84 @@ def _generate_and_encode(
     tmp.write_text(json.dumps(metadata, indent=2) + "\n")
     os.replace(tmp, metadata_path)
     return RenderResult(out_path, thumbnail, metadata_path, metadata)
+
+
+def plan_of(kind: str, request: GenerationRequest, segments: int = 1, frames: int | None = None) -> dict:
+    """The fields of `ltx2.domain.progress.job_key`: what makes two jobs alike for an ETA."""
+    return {
+        "kind": kind,
+        "mode": "audio" if request.audio is not None else request.mode,
+        "width": request.width,
+        "height": request.height,
+        "frames": frames or request.num_frames,
+        "segments": segments,
+    }
+
+
+class Reporter:
+    """The render path's progress: the engine's denoising steps, then frames decoded and frames encoded.
+
+    Decode (this thread) and encode (the encoder's thread) report at once, so reports are serialised here;
+    a listener never sees two at the same time. `unit`/`where` name a script's segment.
+    """
+
+    def __init__(
+        self,
+        on_progress: ProgressCallback | None,
+        denoise_steps: int,
+        unit: int = 0,
+        where: str | None = None,
+        data: dict | None = None,
+    ):
+        self.on_progress = on_progress
+        self.denoise_steps = denoise_steps
+        self.unit, self.where, self.data = unit, where, data
+        self.lock = threading.Lock()
+
+    def __call__(self, p) -> None:
+        from dataclasses import replace
+
+        if self.on_progress is None:
+            return
+        if self.where is not None or self.unit:
+            p = replace(p, unit=self.unit, where=self.where)
+        with self.lock:
+            if self.data is None:
+                self.on_progress(p)
+            else:
+                self.on_progress(p, self.data)
+
+    def plan(self, plan: dict) -> None:
+        from ltx2.engine.progress import Progress
+
+        self(Progress("prepare", 0, 1, 0, self.denoise_steps, plan=plan))
+
+    def audio_done(self) -> None:
+        from ltx2.engine.progress import AUDIO_PHASE, Progress
+
+        self(Progress(AUDIO_PHASE, 1, 1, self.denoise_steps, self.denoise_steps))
+
+    def frames(self, phase: str, done: int, total: int) -> None:
+        from ltx2.engine.progress import Progress
+
+        self(Progress(phase, done, total, self.denoise_steps, self.denoise_steps, frames=True))
+
+    def decoded(
+        self, chunks: Iterable, total: int, should_cancel: CancelCheck | None = None, needed: int | None = None
+    ) -> Iterator:
+        """The lazy decode, reporting frames as each chunk comes out of the VAE; a cancel stops it between chunks.
+        `needed`: the frames the reader will take (a script segment keeps fewer than the clip has; the VAE then
+        stops early), which is what the decode phase counts up to."""
+        from ltx2.domain.errors import JobCanceled
+
+        total = min(total, needed or total)
+        done = 0
+        for chunk in chunks:
+            done += len(chunk)
+            self.frames("decode", min(done, total), total)
+            yield chunk
+            if should_cancel is not None and should_cancel():
+                raise JobCanceled("canceled")
+
+    def encoded(self, total: int, phase: str = "encode"):
+        return lambda done: self.frames(phase, done, total)

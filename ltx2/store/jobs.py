@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ltx2.store.models import (
     PROCESSING,
     STARTING,
+    SUCCEEDED,
     TERMINAL,
     FileRecord,
     Job,
@@ -474,6 +475,19 @@ class JobStore:
                 s.delete(profile)
                 s.commit()
             return profile
+
+    def recent_timings(self, kind: str, limit: int = 200) -> list[dict]:
+        """The measured phase timings (`progress_data` with `phase_seconds`) of the last `limit` jobs of `kind`
+        that succeeded, newest first: what the worker weighs a new job's phases and ETA by."""
+        query = (
+            select(Job.progress_data)
+            .where(Job.kind == kind, Job.status == SUCCEEDED)
+            .order_by(Job.seq.desc())
+            .limit(limit)
+        )
+        with self.session() as s:
+            rows = s.scalars(query)
+            return [d for d in rows if isinstance(d, dict) and isinstance(d.get("phase_seconds"), dict)]
 
     def active_jobs(self, kind: str) -> list[Job]:
         with self.session() as s:

@@ -24,6 +24,7 @@ from ltx2.store.jobs import JobStore
 from ltx2.store.models import CANCELED, FAILED, STARTING, SUCCEEDED
 from ltx2.store.notifier import Notifier
 from ltx2.worker.lifeline import watch_supervisor
+from ltx2.worker.progress import GenerationProgress, TrainingProgress
 
 KINDS = ("generate", "train")
 PROGRESS_INTERVAL_S = 0.5  # at most ~2 progress writes a second
@@ -149,22 +150,22 @@ class Worker:
         beat.start()
         last_write = [0.0]
         phases: set[str] = set()
+        # One percent over the whole job; a generation's phases weighed by this server's recent jobs, with an ETA.
+        generation = GenerationProgress(store) if job.kind == "generate" else None
+        meter = generation or TrainingProgress()
+        last_data: list[dict | None] = [None]
 
         def on_progress(p, data: dict | None = None) -> None:
-            if p.phase not in phases:
-                phases.add(p.phase)
-                self._log(job.id, f"{p.phase}: {p.total} steps")
-            step, total = getattr(p, "overall_step", p.step), getattr(p, "overall_total", p.total)
+            name = " · ".join(filter(None, (getattr(p, "where", None), p.phase)))
+            if name not in phases and p.phase != "prepare":
+                phases.add(name)
+                self._log(job.id, f"{name}: {p.total} {'frames' if getattr(p, 'frames', False) else 'steps'}")
+            phase, step, total, percent, data = meter.update(p, data)
+            last_data[0] = data
             now = time.monotonic()
-            if now - last_write[0] >= PROGRESS_INTERVAL_S or step >= total:
+            if now - last_write[0] >= PROGRESS_INTERVAL_S or p.step >= p.total:
                 store.set_progress(
-                    job.id,
-                    phase=p.phase,
-                    step=step,
-                    total=total,
-                    percent=100.0 * step / total if total else 0.0,
-                    data=data,
-                    worker_id=self.id,
+                    job.id, phase=phase, step=step, total=total, percent=percent, data=data, worker_id=self.id
                 )
                 last_write[0] = now
 
@@ -188,6 +189,9 @@ class Worker:
             store.append_log(job.id, traceback.format_exc(limit=8))
             self._fail(job, "internal_error", f"{exc.__class__.__name__}: {exc}")
         else:
+            if generation is not None:  # its measured phase seconds weigh and time the next jobs
+                record = generation.record(last_data[0])
+                store.set_progress(job.id, phase="done", step=1, total=1, percent=100.0, data=record, worker_id=self.id)
             lifecycle.move(store, job.id, SUCCEEDED, worker_id=self.id, output=output, log="succeeded")
         finally:
             self.current_job = None
