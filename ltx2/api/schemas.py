@@ -83,6 +83,7 @@ class ProfileDocument(_Open):
     trigger: str
     photos: int
     best_photo_url: str
+    preview_url: str | None = None
     steps: int
     final_loss: float | None = None
     validation_loss: float | None = None

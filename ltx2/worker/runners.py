@@ -173,8 +173,9 @@ def run_train(engine, settings: Settings, store: JobStore, job, on_progress, sho
     import shutil
 
     from ltx2.domain.inputs import TrainInput, trigger_for
+    from ltx2.render.preview import PREVIEW_FILE, render_preview
     from ltx2.store.models import Profile, utcnow
-    from ltx2.training.lora import train_face_lora
+    from ltx2.training.lora import TrainProgress, train_face_lora
     from ltx2.training.photos import PhotosRejected, validate_photos
 
     inp = TrainInput.model_validate(job.input)
@@ -212,6 +213,18 @@ def run_train(engine, settings: Settings, store: JobStore, job, on_progress, sho
             on_progress=progress,
             should_cancel=should_cancel,
         )
+        # The profile's preview frame, made with the new LoRA and trigger: part of the profile, so staged with it.
+        progress(TrainProgress("preview", 0, 1, result.final_loss))
+        render_preview(
+            engine,
+            staging / "lora.safetensors",
+            trigger_for(inp.name),
+            staging / PREVIEW_FILE,
+            settings,
+            inp.seed,
+            should_cancel,
+        )
+        progress(TrainProgress("preview", 1, 1, result.final_loss))
         names = []
         for i, photo in enumerate(photos):
             name = f"photo-{i + 1}.png"
