@@ -296,6 +296,8 @@ def encode_mp4(
 
         reformatter = VideoReformatter()  # reuse one SwsContext for every frame
         n = 0
+        if on_frames is not None:
+            on_frames(0)  # the encode has begun (its first chunk is in hand)
         chunk, first = first, None  # drop the extra reference so chunk 0 can be freed
         while True:
             if chunk.shape[1:3] != (height, width):
