@@ -101,8 +101,10 @@ def progress(job: dict) -> None:
 
 
 def counts(p: dict) -> str:
-    """Frames while the video is decoded and encoded, denoising steps before."""
+    """Frames while the video is decoded and encoded, denoising steps before (the sound's decode has no count)."""
     done = FRAME_PHASES.get(p.get("phase") or "")
+    if p.get("phase") == "audio":
+        return "decoding the sound"
     if done:
         return f"{p.get('step')}/{p.get('total_steps')} frames {done}"
     return f"step {p.get('step')}/{p.get('total_steps')}"
