@@ -194,14 +194,14 @@ def _generate_and_encode(
     return RenderResult(out_path, thumbnail, metadata_path, metadata)
 
 
-def plan_of(kind: str, request: GenerationRequest, segments: int = 1, frames: int | None = None) -> dict:
+def plan_of(kind: str, request: GenerationRequest, segments: int = 1) -> dict:
     """The fields of `ltx2.domain.progress.job_key`: what makes two jobs alike for an ETA."""
     return {
         "kind": kind,
         "mode": "audio" if request.audio is not None else request.mode,
         "width": request.width,
         "height": request.height,
-        "frames": frames or request.num_frames,
+        "frames": request.num_frames,
         "segments": segments,
     }
 
