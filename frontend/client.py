@@ -258,6 +258,9 @@ class ApiClient:
     def profile_photo(self, name: str) -> bytes:
         return self._request("GET", f"/v1/profiles/{name}/photo").content
 
+    def profile_preview(self, name: str) -> bytes:
+        return self._request("GET", f"/v1/profiles/{name}/preview").content
+
     def delete_profile(self, name: str) -> None:
         self._request("DELETE", f"/v1/profiles/{name}")
 

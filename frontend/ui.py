@@ -240,6 +240,16 @@ def profile_photo(profile: dict) -> bytes:
     return _profile_photo(api_url(), api_key(), profile["name"], profile.get("created_at"))
 
 
+@st.cache_data(show_spinner=False, max_entries=64, ttl=600)
+def _profile_preview(url: str, key: str | None, name: str, created: str | None) -> bytes:
+    return _client(url, key).profile_preview(name)
+
+
+def profile_preview(profile: dict) -> bytes:
+    """The first frame of a clip made with the profile when its training ended."""
+    return _profile_preview(api_url(), api_key(), profile["name"], profile.get("created_at"))
+
+
 def headline(job: dict) -> str:
     """What is said: a finished script's segments (a retake's new words included), else the input text."""
     segments = (job.get("output") or {}).get("segments") or []

@@ -75,6 +75,9 @@ def source_line(job: dict) -> str | None:
     return None
 
 
+FRAME_PHASES = {"decode": "decoded", "encode": "encoded", "stitch": "encoded"}
+
+
 def progress(job: dict) -> None:
     p = job.get("progress") or {}
     if job["status"] == "starting":
@@ -82,18 +85,36 @@ def progress(job: dict) -> None:
         st.progress(0.0, text=f"Waiting in the queue: position {pos}" if pos else "Waiting for a worker")
         return
     percent = float(p.get("percent") or 0.0)
-    elapsed = _elapsed(job)
     if job.get("cancel_requested"):
         label = "canceling (stops within one step)…"
-    elif not p.get("total_steps"):
+    elif not p.get("total_steps") or p.get("phase") == "prepare":
         label = "preparing: reading the inputs and encoding the prompt…"
-    elif percent >= 100:
-        label = f"{p.get('phase')} · step {p.get('step')}/{p.get('total_steps')} · 100% · writing the MP4…"
     else:
-        label = f"{p.get('phase')} · step {p.get('step')}/{p.get('total_steps')} · {percent:.0f}%"
+        label = f"{p.get('label') or p.get('phase')} · {counts(p)} · {percent:.0f}%"
+    elapsed = _elapsed(job) or clock(p.get("elapsed_s"))
     if elapsed:
-        label += f" · running for {elapsed}"
+        label += f" · elapsed {elapsed}"
+    eta = p.get("eta_s")
+    if eta is not None and not job.get("cancel_requested"):
+        label += f" · about {clock(eta)} left"
     st.progress(min(max(percent / 100.0, 0.0), 1.0), text=label)
+
+
+def counts(p: dict) -> str:
+    """Frames while the video is decoded and encoded, denoising steps before (the sound's decode has no count)."""
+    done = FRAME_PHASES.get(p.get("phase") or "")
+    if p.get("phase") == "audio":
+        return "decoding the sound"
+    if done:
+        return f"{p.get('step')}/{p.get('total_steps')} frames {done}"
+    return f"step {p.get('step')}/{p.get('total_steps')}"
+
+
+def clock(seconds) -> str | None:
+    if seconds is None:
+        return None
+    seconds = max(0, round(float(seconds)))
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def _elapsed(job: dict) -> str | None:
@@ -105,8 +126,7 @@ def _elapsed(job: dict) -> str | None:
         since = datetime.fromisoformat(started)
     except ValueError:
         return None
-    seconds = max(0, int((datetime.now(UTC) - since).total_seconds()))
-    return f"{seconds // 60}:{seconds % 60:02d}"
+    return clock((datetime.now(UTC) - since).total_seconds())
 
 
 def _cancel(job_id: str) -> None:

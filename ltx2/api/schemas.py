@@ -39,10 +39,17 @@ class _Open(BaseModel):
 
 
 class Progress(_Open):
+    """`step`/`total_steps` count the phase in front (denoising steps, or frames while decoding and encoding);
+    `percent` covers the whole job. Generation adds `label`, `elapsed_s`, `eta_s`, `frames_decoded`,
+    `frames_encoded`, `frames_total`; a finished one keeps its measured `phase_seconds`."""
+
     percent: float = 0.0
     step: int = 0
     total_steps: int = 0
     phase: str | None = None
+    label: str | None = None
+    elapsed_s: float | None = None
+    eta_s: float | None = None
 
 
 class JobMetrics(_Open):
@@ -149,6 +156,7 @@ class ProfileDocument(_Open):
     trigger: str
     photos: int
     best_photo_url: str
+    preview_url: str | None = None
     steps: int
     final_loss: float | None = None
     validation_loss: float | None = None
@@ -250,7 +258,16 @@ class SeedStatus(_Open):
     job_id: str
     status: str
     progress: float
+    percent: float = 0.0
     phase: str | None = None
+    phase_label: str | None = None
+    step: int = 0
+    total_steps: int = 0
+    frames_decoded: int | None = None
+    frames_encoded: int | None = None
+    frames_total: int | None = None
+    elapsed_s: float | None = None
+    eta_s: float | None = None
     message: str | None = None
     queue_position: int | None = None
     video_path: str | None = None

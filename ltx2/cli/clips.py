@@ -157,15 +157,28 @@ def _profile_files(settings, name: str) -> tuple[Path, str, Path]:
 
 @contextmanager
 def _denoising_bar():
-    """A terminal progress bar over every denoising step; yields the engine's `on_progress` callback."""
+    """A terminal progress bar over the whole job (denoising, sound, frames decoded and encoded, the stitch), with
+    the same phase weights and ETA as the server's jobs; yields the render path's `on_progress` callback."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
-    with Progress(*columns, TimeElapsedColumn(), transient=False) as bar:
-        task = bar.add_task("denoising", total=None)
+    from ltx2.domain.progress import DEFAULT_FINISH_SHARE, FINISH_PHASE, JobMeter
+
+    meter = JobMeter()
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
+    with Progress(*columns, TimeElapsedColumn(), TextColumn("{task.fields[eta]}"), transient=False) as bar:
+        task = bar.add_task("preparing", total=100.0, eta="")
 
         def on_progress(p, _data=None) -> None:
-            bar.update(task, description=p.phase, completed=p.overall_step, total=p.overall_total)
+            if p.plan:
+                segments = p.plan["segments"]
+                finish = 0.0 if p.plan["kind"] == "clip" else (1.0 if segments == 0 else DEFAULT_FINISH_SHARE)
+                meter.plan(units=segments, finish_share=finish)
+            snap = meter.update(p.phase, p.step, p.total, unit=p.unit, frames=p.frames, where=p.where)
+            counts = (
+                f"{snap.step}/{snap.total} {'frames' if snap.phase in ('decode', 'encode', FINISH_PHASE) else 'steps'}"
+            )
+            eta = f"about {snap.eta_s:.0f} s left" if snap.eta_s is not None else ""
+            bar.update(task, description=f"{snap.label} {counts}", completed=snap.percent, eta=eta)
 
         yield on_progress
 

@@ -113,3 +113,6 @@ def trigger_for(name: str) -> str:
     """A rare token the text encoder has not tied to anyone: 'ohwx' plus the name's letters."""
     letters = "".join(ch for ch in name.lower() if ch.isalnum())[:16]
     return f"ohwx{letters}"
+
+
+PROFILE_PREVIEW = "preview.jpg"  # in a profile's folder: the first frame of a clip made with it when training ended

@@ -5,6 +5,10 @@ Every sampler loop in ltx-pipelines iterates its sigma schedule through `tqdm(..
 engine installs a tracker there: it reports (phase, step, total) and checks the cancel flag before each step,
 which stops a job within one step. The active job is held in a context variable; with no job active the
 tracker is a plain pass-through.
+
+The render path reports its other phases with the same `Progress` (`frames=True`: the VAE decode and the MP4
+encode count frames), and its first report carries the job's `plan` (kind, mode, size, segments) so a listener
+can weigh the phases by what alike jobs cost (ltx2.domain.progress).
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ class Progress:
     phase: str
     step: int  # steps finished in this phase
     total: int  # steps of this phase
-    overall_step: int  # steps finished over the whole job
+    overall_step: int  # denoising steps finished over the whole job
     overall_total: int
+    frames: bool = False  # step/total count frames (decode, encode, stitch), not denoising steps
+    unit: int = 0  # which generated segment of a script (0 for a clip)
+    where: str | None = None  # the segment for people: "segment 2/5"
+    plan: dict | None = None  # on a job's first report: what the job is (ltx2.domain.progress.job_key's fields)
 
     @property
     def percent(self) -> float:
@@ -30,6 +38,7 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+AUDIO_PHASE = "audio"  # between the last denoising step and generate's return: the audio VAE and the vocoder
 CancelCheck = Callable[[], bool]
 
 
@@ -72,6 +81,10 @@ class StepTracker:
             yield item
             self.done += 1
             self.emit(phase, index + 1, len(items))
+        if self.loop_index == len(self.phases) and self.on_progress is not None:
+            # The last denoising loop is over; the pipeline decodes the sound next (its VAE and vocoder run
+            # before it returns), and the caller reports that phase done when generate returns.
+            self.on_progress(Progress(AUDIO_PHASE, 0, 1, self.done, max(self.total, self.done)))
 
 
 _active: contextvars.ContextVar[StepTracker | None] = contextvars.ContextVar("avatar_step_tracker", default=None)

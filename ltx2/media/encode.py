@@ -8,8 +8,10 @@ re-encode pass: the speed change is done by retiming the video frames
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from ltx2.domain.limits import MAX_SPEED, MIN_SPEED
 __all__ = [
     "MediaError",
     "encode_mp4",
+    "encode_mp4_overlapped",
+    "feed_encoder",
     "write_thumbnail",
     "thumbnail_from_mp4",
     "read_audio",
@@ -238,6 +242,7 @@ def encode_mp4(
     metadata: dict[str, str] | None = None,
     crf: int = 18,
     preset: str = "veryfast",
+    on_frames: Callable[[int], None] | None = None,
 ) -> Path:
     """Encode uint8 [f, h, w, 3] chunks (+ optional audio) to a faststart MP4.
 
@@ -247,6 +252,7 @@ def encode_mp4(
     The speed change happens here: the container frame rate becomes
     ``fps * speed`` (all frames kept) and the audio goes through ``atempo``.
     Audio is trimmed or padded with silence to the retimed video duration.
+    `on_frames(n)`: called after each chunk with the number of frames handed to the encoder so far.
     """
     speed_f = _validate_speed(speed)
     if not fps or float(fps) <= 0:
@@ -291,6 +297,8 @@ def encode_mp4(
 
         reformatter = VideoReformatter()  # reuse one SwsContext for every frame
         n = 0
+        if on_frames is not None:
+            on_frames(0)  # the encode has begun (its first chunk is in hand)
         chunk, first = first, None  # drop the extra reference so chunk 0 can be freed
         while True:
             if chunk.shape[1:3] != (height, width):
@@ -308,6 +316,8 @@ def encode_mp4(
                 n += 1
             if track is not None:
                 track.advance(n)
+            if on_frames is not None:
+                on_frames(n)
             nxt = next(chunks, None)
             if nxt is None:
                 break
@@ -331,6 +341,102 @@ def encode_mp4(
             close()  # release a lazily decoding generator promptly
         raise
     return out
+
+
+_END = object()
+
+
+def encode_mp4_overlapped(
+    video: Iterable[Any],
+    fps: float,
+    out_path: str | os.PathLike,
+    *,
+    depth: int | None = 2,
+    on_frames: Callable[[int], None] | None = None,
+    **options: Any,
+) -> Path:
+    """`encode_mp4` on its own thread while the calling thread pulls `video` (the VAE decoding chunk by chunk).
+
+    Decode and encode then overlap instead of alternating. The result is the same file `encode_mp4` writes from
+    the same chunks. An error on either side stops both and is raised here.
+    """
+    return feed_encoder(video, fps, out_path, depth=depth, on_frames=on_frames, **options)()
+
+
+def feed_encoder(
+    video: Iterable[Any],
+    fps: float,
+    out_path: str | os.PathLike,
+    *,
+    depth: int | None = 2,
+    on_frames: Callable[[int], None] | None = None,
+    **options: Any,
+) -> Callable[[], Path]:
+    """Pull every chunk of `video` into an encoder running on its own thread; returns the wait for that encoder
+    (the MP4's path, or the error of either side).
+
+    The chunks are pulled here, not on the encoder thread, because the decode must stay with the caller: it holds
+    the engine's lock and torch's inference mode, both per thread. At most `depth` chunks wait between the two
+    (bounded memory); `depth=None` lets the decode run ahead of the encoder, so the caller can release the model
+    while the encoder finishes (a worker's tail).
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=0 if depth is None else max(1, depth))
+    failed = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def queued() -> Iterator[np.ndarray]:
+        while (item := handoff.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def encoder() -> None:
+        try:
+            outcome["path"] = encode_mp4(queued(), fps, out_path, on_frames=on_frames, **options)
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread, which raises it
+            outcome["error"] = exc
+            failed.set()
+            while True:  # unblock a producer waiting on a full queue
+                try:
+                    handoff.get_nowait()
+                except queue.Empty:
+                    break
+
+    def put(item: Any) -> bool:
+        while not failed.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    thread = threading.Thread(target=encoder, name="mp4-encoder", daemon=True)
+    thread.start()
+    chunks = iter(video)
+    try:
+        for chunk in chunks:
+            # To numpy here: the encoder thread then never touches torch.
+            if not put(_chunk_frames(chunk)):
+                break
+        else:
+            put(_END)
+    except BaseException as exc:
+        put(RuntimeError(f"the video source failed: {exc.__class__.__name__}"))  # the encoder removes its file
+        thread.join()
+        raise
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # stop a lazily decoding generator the encoder no longer reads
+
+    def wait() -> Path:
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["path"]
+
+    return wait
 
 
 # --------------------------------------------------------------------------- thumbnails

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -125,19 +126,12 @@ def render(
     on_progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
 ) -> RenderResult:
-    request = plan_request(spec, settings)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with engine.exclusive(f"the clip at {request.width}x{request.height}"):
-        result = engine.generate(request, on_progress=on_progress, should_cancel=should_cancel)
-        # The encode drives the lazy VAE decode, so it runs while the engine is still ours.
-        waveform = result.audio.waveform.float().cpu().numpy()
-        return _finish(engine, spec, request, result, waveform, out_path, settings, started, time.perf_counter())
+    return render_model(engine, spec, out_path, settings, on_progress, should_cancel)()
 
 
-# Decoded frames a clip may hold in memory to hand its encode to a thread (768x512x121: 143 MB; 20 s at
-# 1024x576: 0.85 GB). A larger clip encodes while it decodes, inside the engine's lock, as render() does.
+# Decoded frames a clip may hold in memory so that its decode can run ahead of the encoder (768x512x121: 143 MB;
+# 20 s at 1024x576: 0.85 GB) and the model is free once the decode ends. A larger clip's decode waits for the
+# encoder (two chunks in flight), so most of its encode happens inside the engine's lock.
 MAX_BUFFERED_BYTES = 2 * 1024**3
 
 
@@ -149,45 +143,37 @@ def render_model(
     on_progress: ProgressCallback | None = None,
     should_cancel: CancelCheck | None = None,
 ) -> Callable[[], RenderResult]:
-    """A clip's model work (generation and the VAE decode) now; returns its CPU tail (encode, thumbnail,
-    metadata), which needs no engine, so a worker can run it while the next job uses the model."""
+    """A clip's model work now: generation, and the VAE decode feeding the encoder's thread chunk by chunk as
+    each finishes (issue 19's overlap). Returns its tail (the rest of the encode, thumbnail, metadata), which
+    needs no engine, so a worker can run it while the next job uses the model."""
+    from ltx2.media import feed_encoder
+
     request = plan_request(spec, settings)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with engine.exclusive(f"the clip at {request.width}x{request.height}"):
-        result = engine.generate(request, on_progress=on_progress, should_cancel=should_cancel)
+        report = Reporter(on_progress, sum(n for _, n in engine.steps_plan(request)))
+        report.plan(plan_of("clip", request))
+        result = engine.generate(request, on_progress=report, should_cancel=should_cancel)
+        report.audio_done()
+        model = "tiny" if result.tiny else engine.model_info["family"]
         waveform = result.audio.waveform.float().cpu().numpy()
-        if request.num_frames * request.width * request.height * 3 > MAX_BUFFERED_BYTES:
-            done = _finish(engine, spec, request, result, waveform, out_path, settings, started, time.perf_counter())
-            return lambda: done
-        decode_start = time.perf_counter()
-        # In host memory before the lock is released: the tail must not touch the device the next job uses.
-        result.video = iter([chunk.cpu() for chunk in result.video])
-        decoded = time.perf_counter()
-
-    def tail() -> RenderResult:
-        return _finish(engine, spec, request, result, waveform, out_path, settings, started, decode_start, decoded)
-
-    return tail
-
-
-def _finish(
-    engine,
-    spec: ClipSpec,
-    request: GenerationRequest,
-    result,
-    waveform,
-    out_path: Path,
-    settings: Settings,
-    started: float,
-    encode_start: float,
-    decoded: float | None = None,
-) -> RenderResult:
-    from ltx2.media import encode_mp4, thumbnail_from_mp4
-
-    tail_start = time.perf_counter()
-    model = "tiny" if result.tiny else engine.model_info["family"]
+        encode_start = time.perf_counter()
+        frames = request.num_frames
+        fits = frames * request.width * request.height * 3 <= MAX_BUFFERED_BYTES
+        encoded = feed_encoder(
+            report.decoded(result.video, frames, should_cancel),
+            request.fps,
+            out_path,
+            depth=None if fits else 2,
+            audio=waveform,
+            sample_rate=result.audio.sampling_rate,
+            speed=spec.speed,
+            preset=settings.encode_preset,
+            metadata={"comment": json.dumps({"avatar_model": model, "seed": request.seed}), "avatar_model": model},
+            on_frames=report.encoded(frames),
+        )
     metadata = {
         "model": model,
         "tiny_checkpoint": result.tiny,
@@ -207,31 +193,105 @@ def _finish(
         "audio_input": bool(request.audio),
         "lora": Path(request.lora).name if request.lora else None,
     }
-    encode_mp4(
-        result.video,
-        request.fps,
-        out_path,
-        audio=waveform,
-        sample_rate=result.audio.sampling_rate,
-        speed=spec.speed,
-        preset=settings.encode_preset,
-        metadata={"comment": json.dumps({"avatar_model": model, "seed": request.seed}), "avatar_model": model},
-    )
-    finished = time.perf_counter()
-    thumbnail = thumbnail_from_mp4(out_path, out_path.with_suffix(".jpg"))
-    if decoded is None:
-        decode_and_encode = finished - encode_start
-    else:  # a deferred tail: its decode ran in the lock, and its wait for the tail thread is not work
-        decode_and_encode = (decoded - encode_start) + (finished - tail_start)
-    metadata["timings"] = {
-        "generate_s": round(encode_start - started, 3),
-        "decode_and_encode_s": round(decode_and_encode, 3),
-        "total_s": round(finished - started, 3),
+
+    def tail() -> RenderResult:
+        from ltx2.media import thumbnail_from_mp4
+
+        encoded()
+        finished = time.perf_counter()
+        thumbnail = thumbnail_from_mp4(out_path, out_path.with_suffix(".jpg"))
+        metadata["timings"] = {
+            "generate_s": round(encode_start - started, 3),
+            "decode_and_encode_s": round(finished - encode_start, 3),  # wall time, a wait for the tail included
+            "total_s": round(finished - started, 3),
+        }
+        metadata["video"] = out_path.name
+        metadata["thumbnail"] = thumbnail.name
+        metadata_path = out_path.with_suffix(".json")
+        tmp = metadata_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(metadata, indent=2) + "\n")
+        os.replace(tmp, metadata_path)
+        return RenderResult(out_path, thumbnail, metadata_path, metadata)
+
+    return tail
+
+
+def plan_of(kind: str, request: GenerationRequest, segments: int = 1) -> dict:
+    """The fields of `ltx2.domain.progress.job_key`: what makes two jobs alike for an ETA."""
+    return {
+        "kind": kind,
+        "mode": "audio" if request.audio is not None else request.mode,
+        "width": request.width,
+        "height": request.height,
+        "frames": request.num_frames,
+        "segments": segments,
     }
-    metadata["video"] = out_path.name
-    metadata["thumbnail"] = thumbnail.name
-    metadata_path = out_path.with_suffix(".json")
-    tmp = metadata_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(metadata, indent=2) + "\n")
-    os.replace(tmp, metadata_path)
-    return RenderResult(out_path, thumbnail, metadata_path, metadata)
+
+
+class Reporter:
+    """The render path's progress: the engine's denoising steps, then frames decoded and frames encoded.
+
+    Decode (this thread) and encode (the encoder's thread) report at once, so reports are serialised here;
+    a listener never sees two at the same time. `unit`/`where` name a script's segment.
+    """
+
+    def __init__(
+        self,
+        on_progress: ProgressCallback | None,
+        denoise_steps: int,
+        unit: int = 0,
+        where: str | None = None,
+        data: dict | None = None,
+    ):
+        self.on_progress = on_progress
+        self.denoise_steps = denoise_steps
+        self.unit, self.where, self.data = unit, where, data
+        self.lock = threading.Lock()
+
+    def __call__(self, p) -> None:
+        from dataclasses import replace
+
+        if self.on_progress is None:
+            return
+        if self.where is not None or self.unit:
+            p = replace(p, unit=self.unit, where=self.where)
+        with self.lock:
+            if self.data is None:
+                self.on_progress(p)
+            else:
+                self.on_progress(p, self.data)
+
+    def plan(self, plan: dict) -> None:
+        from ltx2.engine.progress import Progress
+
+        self(Progress("prepare", 0, 1, 0, self.denoise_steps, plan=plan))
+
+    def audio_done(self) -> None:
+        from ltx2.engine.progress import AUDIO_PHASE, Progress
+
+        self(Progress(AUDIO_PHASE, 1, 1, self.denoise_steps, self.denoise_steps))
+
+    def frames(self, phase: str, done: int, total: int) -> None:
+        from ltx2.engine.progress import Progress
+
+        self(Progress(phase, done, total, self.denoise_steps, self.denoise_steps, frames=True))
+
+    def decoded(
+        self, chunks: Iterable, total: int, should_cancel: CancelCheck | None = None, needed: int | None = None
+    ) -> Iterator:
+        """The lazy decode, reporting frames as each chunk comes out of the VAE; a cancel stops it between chunks.
+        `needed`: the frames the reader will take (a script segment keeps fewer than the clip has; the VAE then
+        stops early), which is what the decode phase counts up to."""
+        from ltx2.domain.errors import JobCanceled
+
+        total = min(total, needed or total)
+        done = 0
+        for chunk in chunks:
+            done += len(chunk)
+            self.frames("decode", min(done, total), total)
+            yield chunk
+            if should_cancel is not None and should_cancel():
+                raise JobCanceled("canceled")
+
+    def encoded(self, total: int, phase: str = "encode"):
+        return lambda done: self.frames(phase, done, total)

@@ -18,7 +18,7 @@ from ltx2.domain.errors import InvalidInputError, JobCanceled
 from ltx2.domain.policy import draft_size
 from ltx2.domain.prompts import EmptyTextError, estimate_speech_seconds
 from ltx2.domain.split import ScriptTooLongError, split_script
-from ltx2.render.clip import ClipSpec, audio_seconds, plan_request
+from ltx2.render.clip import ClipSpec, Reporter, audio_seconds, plan_of, plan_request
 
 if TYPE_CHECKING:
     from ltx2.engine.pipelines import Engine
@@ -203,7 +203,6 @@ def render_script(
 ) -> ScriptResult:
     """Generate every segment not already in `folder` (matching its manifest), then stitch and caption."""
     from ltx2.domain import captions as cap
-    from ltx2.engine.progress import Progress
     from ltx2.media import thumbnail_from_mp4
     from ltx2.script.stitch import SegmentFiles, stitch, write_segment
 
@@ -226,7 +225,6 @@ def render_script(
     n = len(segments)
     probe = plan_request(_clip_for(spec, segments[0], None, fps, settings.words_per_minute), settings)
     per_segment = sum(steps for _, steps in engine.steps_plan(probe))
-    total = per_segment * len(todo) + 1
     sample_rate = manifest.get("sample_rate")
     pipeline = manifest.get("pipeline")
     for done, index in enumerate(todo):
@@ -235,33 +233,33 @@ def render_script(
         previous = SegmentFiles(folder, index - 1).last_frame if index > 0 else None
         clip = _clip_for(spec, seg, previous, fps, settings.words_per_minute)
         request = plan_request(clip, settings)
-        base = done * per_segment
-
-        def segment_progress(p, _i=index, _base=base):
-            if on_progress is not None:
-                on_progress(
-                    Progress(f"segment {_i + 1}/{n} {p.phase}", p.step, p.total, _base + p.overall_step, total),
-                    {"segment": _i + 1, "segments": n},
-                )
+        keep = round(seg.seconds * fps) if seg.seconds is not None else None
+        where, data = f"segment {index + 1}/{n}", {"segment": index + 1, "segments": n}
+        report = Reporter(on_progress, per_segment, unit=done, where=where, data=data)
+        if done == 0:
+            report.plan(plan_of("script", request, segments=len(todo)))
 
         # Generation and the lazy decode that writing the segment drives hold the engine together.
         with engine.exclusive(f"segment {index + 1} at {request.width}x{request.height}"):
-            result = engine.generate(request, on_progress=segment_progress, should_cancel=should_cancel)
+            result = engine.generate(request, on_progress=report, should_cancel=should_cancel)
+            report.audio_done()
             waveform = result.audio.waveform.float().cpu().numpy()
             sample_rate = sample_rate or result.audio.sampling_rate
             if result.audio.sampling_rate != sample_rate:
                 raise InvalidInputError("segments came back at different audio sample rates")
             pipeline = result.pipeline
             # Own voice: exactly the recording's piece (cuts are on the frame grid), so no audio plays twice.
-            keep = round(seg.seconds * fps) if seg.seconds is not None else None
+            skip = 1 if previous is not None else 0
+            kept = min(keep, request.num_frames - skip) if keep is not None else request.num_frames - skip
             seg.frames = write_segment(
                 SegmentFiles(folder, index),
-                result.video,
+                report.decoded(result.video, request.num_frames, should_cancel, needed=kept + skip),
                 waveform,
                 sample_rate,
                 request.fps,
                 drop_first=previous is not None,
                 max_frames=keep,
+                on_frames=report.encoded(kept),
             )
         entries[index] = {
             "index": index,
@@ -290,6 +288,9 @@ def render_script(
     cues = cap.build_cues([(s.text, a, b) for s, (a, b) in zip(segments, bounds)])
     model = "tiny" if engine.weights.tiny else engine.model_info["family"]
     stitch_start = time.perf_counter()
+    final = Reporter(on_progress, per_segment, unit=len(todo), data={"segment": n, "segments": n})
+    if not todo:  # every segment reused: the final encode is the whole job
+        final.plan(plan_of("script", probe, segments=0))
     stitch(
         files,
         lengths,
@@ -301,9 +302,8 @@ def render_script(
         burn_in=cues if spec.burn_captions else None,
         preset=settings.encode_preset,
         metadata={"comment": json.dumps({"avatar_model": model, "seed": spec.clip.seed}), "avatar_model": model},
+        on_frames=final.encoded(line.total, phase="stitch"),
     )
-    if on_progress is not None:
-        on_progress(Progress("stitch", 1, 1, total, total), {"segment": n, "segments": n})
     finished = time.perf_counter()
     written: dict[str, Path] = {}
     for fmt in spec.captions:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -68,12 +68,14 @@ def write_segment(
     *,
     drop_first: bool = False,
     max_frames: int | None = None,
+    on_frames: Callable[[int], None] | None = None,
 ) -> int:
     """Store a generated clip losslessly; returns the frames kept.
 
     `drop_first`: frame 0 was conditioned on the previous segment's last frame, so it repeats that frame;
     it is dropped together with one frame's worth of audio, and the segments join without a held frame.
     `max_frames`: keep at most this many frames (the clip was rounded up to LTX-2's 8k+1 frame counts).
+    `on_frames(n)`: called with the frames written so far.
     """
     files.folder.mkdir(parents=True, exist_ok=True)
     rate = Fraction(fps).limit_denominator(10000)
@@ -96,6 +98,8 @@ def write_segment(
             container.mux(stream.encode(out))
             kept += 1
             last = frame
+            if on_frames is not None:
+                on_frames(kept)
         if stream is None:
             raise ValueError("the segment has no frames")
         container.mux(stream.encode(None))
@@ -259,6 +263,7 @@ def stitch(
     burn_in: list[Cue] | None = None,
     metadata: dict[str, str] | None = None,
     preset: str = "veryfast",
+    on_frames: Callable[[int], None] | None = None,
 ) -> Timeline:
     """One MP4 from the segment files (`lengths`: their frame counts): frames (and audio) crossfaded at the joins, captions optionally drawn
     in, speed applied once in the encode. Returns where each segment landed."""
@@ -277,7 +282,15 @@ def stitch(
             yield frame[None]
 
     encode_mp4(
-        chunks(), fps, out_path, audio=audio, sample_rate=sample_rate, speed=speed, metadata=metadata, preset=preset
+        chunks(),
+        fps,
+        out_path,
+        audio=audio,
+        sample_rate=sample_rate,
+        speed=speed,
+        metadata=metadata,
+        preset=preset,
+        on_frames=on_frames,
     )
     return line
 

@@ -112,12 +112,23 @@ def status(store: JobStore, settings: Settings, job_id: str) -> dict:
         raise Problem(404, f"no job {job_id}")
     out = job.output or {}
     video = out.get("video")
+    data = job.progress_data or {}
     return {
         "job_id": job.id,
         "status": SEED_STATUS[job.status],
         "progress": float(job.progress_percent or 0),
+        # The same figures as the /v1 document's `progress` (one source: the job row the worker writes).
+        "percent": float(job.progress_percent or 0),
         "phase": job.progress_phase,
-        "message": job.error or (job.logs.strip().rsplit("\n", 1)[-1] if job.logs else ""),
+        "phase_label": data.get("label", job.progress_phase),
+        "step": job.progress_step,
+        "total_steps": job.progress_total,
+        "frames_decoded": data.get("frames_decoded"),
+        "frames_encoded": data.get("frames_encoded"),
+        "frames_total": data.get("frames_total"),
+        "elapsed_s": data.get("elapsed_s"),
+        "eta_s": data.get("eta_s"),
+        "message": job.error or (job.logs.strip().splitlines() or [""])[-1],
         "queue_position": position,
         "video_path": f"outputs/{video}" if video else None,
         "download_url": f"{settings.base_url}/download/{video}" if video else None,

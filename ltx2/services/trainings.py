@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ltx2.domain.errors import Problem
-from ltx2.domain.inputs import TrainInput
+from ltx2.domain.inputs import PROFILE_PREVIEW, TrainInput
 from ltx2.domain.limits import MAX_PHOTO_BYTES, MIN_PHOTOS
 from ltx2.services import files
 from ltx2.services.uploads import safe_child
@@ -29,6 +29,8 @@ def profile_document(profile, base_url: str) -> dict:
         "trigger": profile.trigger,
         "photos": len(profile.photos),
         "best_photo_url": f"{base_url}/v1/profiles/{profile.name}/photo",
+        # The first frame of a short clip made with the profile when its training ended (404 for older profiles).
+        "preview_url": f"{base_url}/v1/profiles/{profile.name}/preview",
         "steps": profile.steps,
         "final_loss": profile.final_loss,
         "validation_loss": profile.validation_loss,
@@ -115,6 +117,15 @@ def profile_photo(store: JobStore, settings: Settings, name: str) -> Path:
     path = safe_child(folder, profile.best_photo) if folder else None
     if path is None:
         raise Problem(404, f"the photo of profile {name!r} is missing")
+    return path
+
+
+def profile_preview(store: JobStore, settings: Settings, name: str) -> Path:
+    profile = get_profile(store, name)
+    folder = profile_folder(settings, profile.folder)
+    path = safe_child(folder, PROFILE_PREVIEW) if folder else None
+    if path is None or not path.is_file():
+        raise Problem(404, f"profile {name!r} has no preview frame (it was trained before previews were made)")
     return path
 
 

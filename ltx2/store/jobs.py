@@ -42,6 +42,7 @@ from ltx2.store.links import Links
 from ltx2.store.models import (
     PROCESSING,
     STARTING,
+    SUCCEEDED,
     TERMINAL,
     FileOwner,
     FileRecord,
@@ -673,6 +674,19 @@ class JobStore:
             released = self._release(s, owners)
             s.commit()
             return profile, released
+
+    def recent_timings(self, kind: str, limit: int = 200) -> list[dict]:
+        """The measured phase timings (`progress_data` with `phase_seconds`) of the last `limit` jobs of `kind`
+        that succeeded, newest first: what the worker weighs a new job's phases and ETA by."""
+        query = (
+            select(Job.progress_data)
+            .where(Job.kind == kind, Job.status == SUCCEEDED)
+            .order_by(Job.seq.desc())
+            .limit(limit)
+        )
+        with self.session() as s:
+            rows = s.scalars(query)
+            return [d for d in rows if isinstance(d, dict) and isinstance(d.get("phase_seconds"), dict)]
 
     def active_jobs(self, kind: str) -> list[Job]:
         with self.session() as s:

@@ -1,5 +1,5 @@
 """A trained face becomes a profile the same way whoever trains it (the worker's `train` job or `avatar train`):
-LoRA and photos into a staging folder, renamed to `<profiles>/<folder id>/`, and only then the `profiles` row.
+LoRA, photos and a preview frame (made with the new LoRA and trigger word) into a staging folder, renamed to `<profiles>/<folder id>/`, and only then the `profiles` row.
 A cancel, crash or a name taken meanwhile never leaves a half profile."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from collections.abc import Callable, Sequence
 
 from ltx2.domain.errors import InvalidInputError
 from ltx2.domain.inputs import trigger_for
+from ltx2.render.preview import PREVIEW_FILE, render_preview
 from ltx2.settings import Settings
 from ltx2.store.jobs import JobStore
 from ltx2.store.models import Profile, utcnow
-from ltx2.training.lora import TrainResult, train_face_lora
+from ltx2.training.lora import TrainProgress, TrainResult, train_face_lora
 from ltx2.training.photos import FacePhoto
 
 LORA_FILE = "lora.safetensors"
@@ -50,6 +51,14 @@ def train_profile(
             should_cancel=should_cancel,
             **train_args,
         )
+        # The preview is part of the profile (the studio shows it on the card), so it is staged with it.
+        if on_progress is not None:
+            on_progress(TrainProgress("preview", 0, 1, result.final_loss))
+        trigger = trigger_for(name)
+        seed = train_args.get("seed", 0)
+        render_preview(engine, staging / LORA_FILE, trigger, staging / PREVIEW_FILE, settings, seed, should_cancel)
+        if on_progress is not None:
+            on_progress(TrainProgress("preview", 1, 1, result.final_loss))
         names = []
         for i, photo in enumerate(photos):
             photo_name = f"photo-{i + 1}.png"

@@ -13,6 +13,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 
 from loguru import logger
 
@@ -25,6 +26,7 @@ from ltx2.store.links import links_for
 from ltx2.store.models import CANCELED, FAILED, STARTING, SUCCEEDED
 from ltx2.store.notifier import Notifier
 from ltx2.worker.lifeline import watch_supervisor
+from ltx2.worker.progress import GenerationProgress, TrainingProgress
 
 KINDS = ("generate", "train")
 PROGRESS_INTERVAL_S = 0.5  # at most ~2 progress writes a second
@@ -173,33 +175,38 @@ class Worker:
 
         last_write = [0.0]
         phases: set[str] = set()
+        # One percent over the whole job; a generation's phases weighed by this server's recent jobs, with an ETA.
+        generation = GenerationProgress(store) if job.kind == "generate" else None
+        meter = generation or TrainingProgress()
+        last_data: list[dict | None] = [None]
 
         def on_progress(p, data: dict | None = None) -> None:
-            if p.phase not in phases:
-                phases.add(p.phase)
-                self._log(job.id, f"{p.phase}: {p.total} steps")
-            step, total = getattr(p, "overall_step", p.step), getattr(p, "overall_total", p.total)
+            name = " · ".join(filter(None, (getattr(p, "where", None), p.phase)))
+            if name not in phases and p.phase != "prepare":
+                phases.add(name)
+                self._log(job.id, f"{name}: {p.total} {'frames' if getattr(p, 'frames', False) else 'steps'}")
+            phase, step, total, percent, data = meter.update(p, data)
+            last_data[0] = data
             now = time.monotonic()
-            if now - last_write[0] >= PROGRESS_INTERVAL_S or step >= total:
+            if now - last_write[0] >= PROGRESS_INTERVAL_S or p.step >= p.total:
                 store.set_progress(
-                    job.id,
-                    phase=p.phase,
-                    step=step,
-                    total=total,
-                    percent=100.0 * step / total if total else 0.0,
-                    data=data,
-                    worker_id=self.id,
+                    job.id, phase=phase, step=step, total=total, percent=percent, data=data, worker_id=self.id
                 )
                 last_write[0] = now
 
         def should_cancel() -> bool:
             return self.aborting.is_set() or lost.is_set() or store.cancel_requested(job.id)
 
+        def keep_timings() -> None:
+            if generation is not None:  # its measured phase seconds weigh and time the next jobs
+                record = generation.record(last_data[0])
+                store.set_progress(job.id, phase="done", step=1, total=1, percent=100.0, data=record, worker_id=self.id)
+
         runner = run_train if job.kind == "train" else run_generate
         tail = None
         try:
             tail = self._settle(
-                job, lambda: runner(self.engine, settings, store, job, on_progress, should_cancel), lost
+                job, lambda: runner(self.engine, settings, store, job, on_progress, should_cancel), lost, keep_timings
             )
         finally:
             self.current_job = None
@@ -210,16 +217,16 @@ class Worker:
 
             def finish() -> None:
                 try:
-                    self._settle(job, tail, lost)
+                    self._settle(job, tail, lost, keep_timings)
                 finally:
                     release()
 
             self._tail = threading.Thread(target=finish, name=f"tail-{job.id}", daemon=True)
             self._tail.start()
 
-    def _settle(self, job, work, lost: threading.Event):
+    def _settle(self, job, work, lost: threading.Event, on_success: Callable[[], None] | None = None):
         """Run `work` and make the job's final move from how it ended; a callable result is the job's CPU tail,
-        returned unsettled."""
+        returned unsettled. `on_success` runs just before the succeeded move."""
         from ltx2.domain.errors import InvalidInputError, JobCanceled, OutOfMemoryError
 
         store = self.store
@@ -241,6 +248,8 @@ class Worker:
         else:
             if callable(output):
                 return output
+            if on_success is not None:
+                on_success()
             # Only now, with its files written, is the job succeeded.
             lifecycle.move(store, job.id, SUCCEEDED, worker_id=self.id, output=output, log="succeeded")
         return None

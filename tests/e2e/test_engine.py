@@ -146,8 +146,11 @@ def test_progress_reports_every_step(engine):
     seen = []
     engine.generate(GenerationRequest(prompt="Hello", **SMALL), on_progress=seen.append)
     assert [(p.phase, p.step) for p in seen][:2] == [("stage 1", 1), ("stage 1", 2)]
-    assert seen[-1].phase == "stage 2" and seen[-1].percent == 100.0
-    assert len(seen) == seen[-1].overall_total == 11
+    steps, last = seen[:-1], seen[-1]
+    assert steps[-1].phase == "stage 2" and steps[-1].percent == 100.0
+    assert len(steps) == steps[-1].overall_total == 11
+    # After the last step the sound's decode is announced (the render path reports it done when generate returns).
+    assert (last.phase, last.step, last.total) == ("audio", 0, 1)
 
 
 def test_second_job_reads_no_weight_file(engine, monkeypatch, tiny):

@@ -330,13 +330,17 @@ def test_create_follow_watch_download(page, server, tmp_path):
                 labels.append(bars.first.inner_text(timeout=1000))
             except Exception:  # noqa: BLE001 - the bar was redrawn between count and read
                 pass
-            if not shot_taken and "step" in labels[-1]:
+            if not shot_taken and "left" in labels[-1]:
                 shot(page, "03-jobs-running")
                 shot_taken = True
         time.sleep(0.2)
     assert page.locator("video").count(), f"no video within {job_s()}s; progress seen: {labels[-5:]}"
     steps = [label for label in labels if "step" in label]
     assert steps, f"no live step progress was shown: {labels}"
+    # Each live label names the phase and its count, the whole job's percent, the time elapsed and an ETA.
+    live = r"^(stage 1|stage 2) · step \d+/\d+ · \d+% · elapsed \d+:\d\d · about \d+:\d\d left$"
+    assert any(re.match(live, label) for label in labels), f"no phase with elapsed time and ETA was shown: {labels}"
+    print("frame phases seen:", [label for label in labels if "frames" in label][:3])
     expect(page.get_by_text("Done").first).to_be_visible()
     expect(page.locator('[data-testid="stProgress"]').first).to_contain_text("done · 100%")
 
@@ -522,8 +526,12 @@ def test_train_profile_live_loss_then_listed(page, server, tmp_path):
     print(f"training ran {done['metrics']['predict_time']}s; live chart caught: {live_chart}")
     card = page.locator(".st-key-profile-Astronaut")
     expect(card.get_by_text("ohwxastronaut")).to_be_visible()
-    expect(card.locator("img")).to_be_visible()
-    shot(page, "10-profiles-listed")
+    # The best photo and the preview frame the worker made with the new profile when its training ended.
+    expect(card.locator("img")).to_have_count(2)
+    expect(
+        card.get_by_text(re.compile("^Preview: the first frame of a short clip made with Astronaut"))
+    ).to_be_visible()
+    shot(page, "10-profiles-listed", at=card)
     assert [p["name"] for p in server.client.get("/v1/profiles").json()["results"]] == ["Astronaut"]
 
     # The profile is one click away from a clip.

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ltx2.domain.errors import JobCanceled
+from ltx2.domain.progress import JobMeter
 from ltx2.media import probe
 from ltx2.render import ClipSpec
 from ltx2.render.script import ScriptSpec, plan_script, render_script
@@ -42,9 +43,13 @@ def test_a_five_sentence_script_becomes_one_captioned_video(engine, settings, tm
     segments = plan_script(spec, settings)
     assert len(segments) >= 4 and len({s.seed for s in segments}) == len(segments)
     seen = []
+    meter = JobMeter(units=len(segments), finish_share=0.1)
+    reports = []
 
     def on_progress(p, data):
         seen.append((data["segment"], p.overall_step, p.overall_total))
+        snap = meter.update(p.phase, p.step, p.total, unit=p.unit, frames=p.frames, where=p.where)
+        reports.append((data["segment"], p.phase, p.step, p.total, snap.percent, snap.label))
 
     result = render_script(
         engine, spec, segments, tmp_path / "seg", tmp_path / "out" / "a.mp4", settings, on_progress=on_progress
@@ -59,6 +64,21 @@ def test_a_five_sentence_script_becomes_one_captioned_video(engine, settings, tm
     # Per-segment progress, in order, ending at the stitch.
     assert [s for s, _, _ in seen] == sorted(s for s, _, _ in seen) and seen[-1][0] == len(segments)
     assert seen[-1][1] == seen[-1][2]
+    # Every segment's decode and encode report their frames (no long silent tail per segment), then the final
+    # encode reports every frame of the video; one percent over it all never goes back.
+    for number, seg in enumerate(result.segments, start=1):
+        for phase in ("decode", "encode"):
+            counts = [r[2] for r in reports if r[0] == number and r[1] == phase]
+            assert (
+                counts == sorted(counts)
+                and counts[-1] == [r[3] for r in reports if r[0] == number and r[1] == phase][0]
+            )
+        assert [r[2] for r in reports if r[0] == number and r[1] == "encode"][-1] == seg["frames"]
+    assert any(r[5] == f"segment 2/{len(segments)} · decode" for r in reports)
+    stitched = [r[2] for r in reports if r[1] == "stitch"]
+    assert stitched == sorted(stitched) and stitched[-1] == info.frames and len(stitched) > len(segments)
+    percents = [r[4] for r in reports]
+    assert percents == sorted(percents) and percents[-1] == pytest.approx(100.0)
     # Segment boundaries in the output are where the captions change.
     bounds = [(s["start"], s["end"]) for s in result.segments]
     assert bounds[0][0] == 0 and bounds[-1][1] == pytest.approx(info.frames / fps, abs=1e-3)
@@ -130,11 +150,9 @@ def test_a_rerun_resumes_from_the_segments_already_made(engine, settings, tmp_pa
     spec = spec_for(FIVE)
     segments = plan_script(spec, settings)
     folder = tmp_path / "seg"
-    calls = {"n": 0}
 
     def cancel_late():
-        calls["n"] += 1
-        return calls["n"] > 26  # two segments done, then stop in the third
+        return SegmentFiles(folder, 1).exists()  # two segments done, then stop in the third
 
     with pytest.raises(JobCanceled):
         render_script(engine, spec, segments, folder, tmp_path / "r.mp4", settings, should_cancel=cancel_late)

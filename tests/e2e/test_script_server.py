@@ -76,7 +76,8 @@ def test_a_script_becomes_one_captioned_video(server, captioned, tmp_path):
     assert "Thanks for watching!" in srt
     assert captioned["progress"]["segments"] == len(segments)
     for i in range(1, len(segments) + 1):  # per-segment progress, as the log shows it
-        assert f"segment {i}/{len(segments)} stage 1: " in captioned["logs"]
+        assert f"segment {i}/{len(segments)} · stage 1: " in captioned["logs"]
+        assert f"segment {i}/{len(segments)} · encode: " in captioned["logs"]
 
 
 def test_retake_of_segment_2_changes_only_segment_2(server, captioned, tmp_path):
@@ -171,6 +172,7 @@ def test_seed_generate_takes_a_long_text_as_a_script(server):
         "the script's first segment",
     )
     assert doc["input"]["text"] == long_text and doc["progress"]["segments"] == 2
-    assert doc["progress"]["phase"].startswith("segment 1/2")
+    # `phase` names the phase (stage 1, decode, …); `label` says it for people, with the segment.
+    assert doc["progress"]["label"].startswith("segment 1/2 · ")
     server.client.post(f"/v1/predictions/{job_id}/cancel")  # 768x512 segments take long on a CPU
     assert server.wait_status(job_id, ("canceled", "failed", "succeeded"), timeout=60)["status"] == "canceled"

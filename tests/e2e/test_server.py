@@ -81,8 +81,8 @@ def test_v1_flow_with_server_sent_events(server, tmp_path):
             elif line.startswith("data: "):
                 events.append((name, json.loads(line[6:])))
     assert events[-1][0] == "completed" and events[-1][1]["status"] == "succeeded"
-    steps = [doc["progress"]["step"] for _, doc in events]
-    assert steps == sorted(steps) and steps[-1] == events[-1][1]["progress"]["total_steps"] == 11
+    percents = [doc["progress"]["percent"] for _, doc in events]
+    assert percents == sorted(percents) and percents[-1] == 100.0
     assert any(doc["status"] == "processing" for _, doc in events)
     out = events[-1][1]["output"]
     video = server.client.get(out["video_url"].replace(server.url, ""))
@@ -93,6 +93,45 @@ def test_v1_flow_with_server_sent_events(server, tmp_path):
     # Range requests work for players and for resumable pulls.
     part = server.client.get(out["video_url"].replace(server.url, ""), headers={"Range": "bytes=0-99"})
     assert part.status_code == 206 and len(part.content) == 100
+
+
+def test_progress_covers_decode_and_encode_with_elapsed_and_eta_in_v1_and_status(server):
+    # 121 frames: the VAE decodes three chunks. The first job measures the phases; the second, alike, gets an ETA.
+    alike = {"width": 64, "height": 64, "seconds": 5.0}
+    first = server.wait_status(create(server, **alike)["id"], ("succeeded", "failed"), timeout=300)
+    assert first["status"] == "succeeded", first
+    done = first["progress"]
+    assert {"stage 1", "stage 2", "audio", "decode", "encode"} <= set(done["phase_seconds"])
+    assert done["frames_decoded"] == done["frames_encoded"] == done["frames_total"] == 121
+    assert done["percent"] == 100.0 and done["eta_s"] == 0.0 and done["elapsed_s"] > 0
+
+    job = create(server, **alike)
+    samples = []
+    while True:
+        before = server.client.get(f"/status/{job['id']}").json()
+        doc = server.client.get(f"/v1/predictions/{job['id']}").json()
+        after = server.client.get(f"/status/{job['id']}").json()
+        samples.append((before, doc, after))
+        if doc["status"] in ("succeeded", "failed", "canceled"):
+            break
+        time.sleep(0.05)
+    assert doc["status"] == "succeeded", doc
+    running = [(b, d, a) for b, d, a in samples if d["status"] == "processing" and d["progress"].get("elapsed_s")]
+    assert running, "no progress was seen while the job ran"
+    percents = [d["progress"]["percent"] for _, d, _ in samples]
+    assert percents == sorted(percents)
+    # From the first job's measured length, an ETA from the start; both documents carry the same numbers.
+    assert all(d["progress"]["eta_s"] is not None for _, d, _ in running)
+    for before, d, after in running:
+        if before == after:  # the row did not change between the three reads
+            p = d["progress"]
+            assert (after["phase"], after["percent"], after["elapsed_s"], after["eta_s"]) == (
+                p["phase"],
+                p["percent"],
+                p["elapsed_s"],
+                p["eta_s"],
+            )
+            assert (after["step"], after["total_steps"]) == (p["step"], p["total_steps"])
 
 
 def test_prefer_wait_returns_the_finished_job(server):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
@@ -64,7 +65,18 @@ def test_train_profile_then_generate_with_it(server, photos):
     assert len(curve) >= 10 and curve[-1][0] == 40
     profiles = server.client.get("/v1/profiles").json()["results"]
     assert [p["name"] for p in profiles] == ["Ada"]
-    assert server.client.get("/v1/profiles/Ada/photo").headers["content-type"] == "image/png"
+    photo = server.client.get("/v1/profiles/Ada/photo")
+    assert photo.headers["content-type"] == "image/png"
+    # When training ended the worker made a preview: the first frame of a short clip with the LoRA and trigger
+    # and no photo, so it is generated, not one of the photos.
+    assert profiles[0]["preview_url"].endswith("/v1/profiles/Ada/preview")
+    preview = server.client.get("/v1/profiles/Ada/preview")
+    assert preview.status_code == 200 and preview.headers["content-type"] == "image/jpeg"
+    frame = Image.open(io.BytesIO(preview.content)).convert("RGB")
+    assert frame.size == (128, 128)
+    best = Image.open(io.BytesIO(photo.content)).convert("RGB").resize(frame.size)
+    assert np.abs(np.asarray(frame, np.float32) - np.asarray(best, np.float32)).mean() > 10
+    assert "preview: 1 steps" in doc["logs"] and doc["progress"]["percent"] == 100.0
     progress = server.client.get(f"/training-progress/{job['id']}").json()
     assert progress["status"] == "completed" and "accuracy" not in progress and progress["loss"] is not None
     # Seed API: generate with the trained profile (LoRA + trigger + its best photo as reference).

@@ -469,6 +469,7 @@ def test_api_keys_guard_everything_but_health(tmp_path):
             ("POST", "/v1/trainings", {"data": {"name": "x"}}),
             ("GET", "/v1/profiles", {}),
             ("GET", "/v1/profiles/x/photo", {}),
+            ("GET", "/v1/profiles/x/preview", {}),
             ("POST", "/train-face", {"data": {"person_name": "x"}}),
             ("GET", "/training-status", {}),
         ]

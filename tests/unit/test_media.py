@@ -18,6 +18,7 @@ from ltx2.media import (
     MediaInfo,
     decode_frames,
     encode_mp4,
+    encode_mp4_overlapped,
     probe,
     read_audio,
     sha256_file,
@@ -394,3 +395,44 @@ def test_encode_speed_bench_runs_small():
     # Both approaches must produce the same thing for the comparison to mean anything.
     assert result["single_info"].frames == result["two_pass_info"].frames == 9
     assert result["single_info"].fps == pytest.approx(24 * 1.25)
+
+
+# --------------------------------------------------------------------------- overlapped encode
+
+
+def test_overlapped_encode_equals_the_sequential_one_and_counts_frames(tmp_path):
+    frames = gradient_frames()
+    audio = np.sin(np.linspace(0, 200, int(SR * N / 24)))[None].astype(np.float32)
+    seq = encode_mp4(chunked(frames), 24, tmp_path / "seq.mp4", audio=audio, sample_rate=SR)
+    counted: list[int] = []
+    ovl = encode_mp4_overlapped(
+        chunked(frames), 24, tmp_path / "ovl.mp4", audio=audio, sample_rate=SR, on_frames=counted.append
+    )
+    assert np.array_equal(decode_frames(seq), decode_frames(ovl))
+    assert counted == [0, 8, 16, 24, 25]
+    assert probe(ovl).has_audio
+
+
+def test_overlapped_encode_source_failure_leaves_no_file(tmp_path):
+    def failing():
+        yield from chunked(gradient_frames(16))
+        raise RuntimeError("the VAE ran out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        encode_mp4_overlapped(failing(), 24, tmp_path / "x.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_overlapped_encode_failure_stops_the_source(tmp_path):
+    pulled = []
+
+    def source():
+        for i in range(50):
+            pulled.append(i)
+            # The second chunk has another size: the encoder refuses it.
+            yield gradient_frames(4, 64, 64) if i == 0 else gradient_frames(4, 32, 32)
+
+    with pytest.raises(ValueError, match="frame size changed"):
+        encode_mp4_overlapped(source(), 24, tmp_path / "x.mp4", depth=1)
+    assert len(pulled) < 10  # the decode stopped soon after the encoder failed
+    assert list(tmp_path.iterdir()) == []

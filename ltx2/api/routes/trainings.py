@@ -111,6 +111,16 @@ def profile_photo(name: str, store: StoreDep, settings: SettingsDep):
     return FileResponse(svc.profile_photo(store, settings, name), media_type="image/png")
 
 
+@router.get(
+    "/v1/profiles/{name}/preview",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "The preview frame (JPEG)"}},
+    summary="The first frame of a short clip made with the profile when its training ended",
+)
+def profile_preview(name: str, store: StoreDep, settings: SettingsDep):
+    return FileResponse(svc.profile_preview(store, settings, name), media_type="image/jpeg")
+
+
 @router.delete(
     "/v1/profiles/{name}", status_code=204, response_class=Response, summary="Delete a face profile and its files"
 )
