@@ -95,9 +95,9 @@ def test_a_new_secret_per_state_folder_and_the_same_across_restarts(tmp_path):
 def test_progress_lines_parse_like_replicate_models_logs():
     from replicate.prediction import Prediction
 
-    line = progress_line(45.0, 5, 11, "stage 1")
+    line = progress_line(45.7, 40, 121, "decode")
     parsed = Prediction.Progress.parse("starting\n" + line)
-    assert (parsed.current, parsed.total) == (5, 11) and parsed.percentage == 0.45
+    assert (parsed.current, parsed.total) == (45, 100) and parsed.percentage == 0.45 and "decode 40/121" in line
     assert Prediction.Progress.parse(progress_line(0.0, 0, 11, None)).current == 0
     assert new_log_lines("a\nb\n", "a\nb\nc\n") == ["c"]
     assert new_log_lines("a\nb\n", "…\nb\nc\nd\n") == ["c", "d"]  # the head was cut at 64 KB
