@@ -94,7 +94,7 @@ def held_out_crops() -> torch.Tensor:
 
     image = _to_tensor(_rgb(skimage.data.astronaut()))
     crops = []
-    for scale, img in ((1, image), (2, _half(image)), (4, _half(_half(image)))):
+    for img in (image, _half(image), _half(_half(image))):
         side = img.shape[1] // 128
         crops += [img[:, y * 128 : (y + 1) * 128, x * 128 : (x + 1) * 128] for y in range(side) for x in range(side)]
     return torch.stack(crops)
@@ -137,12 +137,12 @@ class StillTraining:
         convolution.CausalConv3d.forward = self.saved
 
 
-def build(generator: torch.Generator):
+def build():
+    """ltx-core's encoder and decoder for tiny.VAE_CONFIG, float32 (their weights are all set afterwards)."""
     config = tiny.full_config()
     encoder = tiny._materialise(VideoEncoderConfigurator.from_config(config))
     decoder = tiny._materialise(VideoDecoderConfigurator.from_config(config))
     for module in (encoder, decoder):
-        tiny._init_(module, generator)
         tiny._set_statistics(module)
     return encoder.float(), decoder.float()
 
@@ -322,7 +322,7 @@ def evaluate(encoder, decoder, crops: torch.Tensor) -> torch.Tensor:
 
 
 def train(count: int, seed: int):
-    encoder, decoder = build(torch.Generator().manual_seed(seed))
+    encoder, decoder = build()
     route(encoder, decoder)
     start = time.perf_counter()
     images = sample_images()
@@ -350,7 +350,7 @@ def still_weights(encoder, decoder) -> dict[str, torch.Tensor]:
 
 def shipped_modules(path: Path):
     """The encoder and decoder exactly as `avatar models tiny` builds them from the file at `path`."""
-    encoder, decoder = build(torch.Generator().manual_seed(0))
+    encoder, decoder = build()
     tiny.load_trained_video_vae(encoder, "vae.encoder.", path)
     tiny.load_trained_video_vae(decoder, "vae.decoder.", path)
     return encoder, decoder
