@@ -4,6 +4,11 @@ The transformer is random, so only what the pipelines pin without it can be chec
 reference photo replaces, and what the VAE makes of it. Frames are compared with PSNR against the photo as the
 pipeline frames it (the library's own resize and centre crop), so a wrong frame, a wrong crop or a photo that
 never reaches the video all fail.
+
+Not checkable here: keyframe anchors are extra tokens the transformer attends to (ltx-pipelines'
+VideoConditionByKeyframeIndex), not replaced latents, so with a random transformer the anchor frames stay noise
+(measured: 7.5 dB against the photo with and without an anchor). A face LoRA (150 steps, rank 8) moves the frames
+~0.8 dB toward any picture, not toward its own face: a random 2-layer transformer does not learn a face.
 """
 
 from __future__ import annotations
