@@ -211,7 +211,7 @@ def route(encoder, decoder) -> None:
                 _tap(decoder.up_blocks[2].conv, p1 * 4 + sub, sub, 1.0)
                 for c in range(3):
                     _tap(decoder.up_blocks[2].conv, (1 + c) * 8 + p1 * 4 + sub, 4 + c, 1.0)
-        decoder.up_blocks[2].conv.conv.bias[15 * 8 : 16 * 8] = K_DECODER
+        decoder.up_blocks[2].conv.conv.bias[7 * 8 : 8 * 8] = K_DECODER
 
 
 def targets(crops: torch.Tensor) -> torch.Tensor:
@@ -268,17 +268,17 @@ def fit(encoder, decoder, crops: torch.Tensor) -> None:
         encoder.conv_out.conv.bias[:112] = bias
         # Decoder conv_out (3x3, reflect padding): its input features around each 4-pixel patch -> the patch.
         latents = encoder(video)
-        feats = _inputs_of(decoder.conv_out, lambda: decoder(latents))  # [n, 16, h/4, w/4]
+        feats = _inputs_of(decoder.conv_out, lambda: decoder(latents))  # [n, 8, h/4, w/4]
         cols = F.unfold(F.pad(feats, (1, 1, 1, 1), mode="reflect"), 3)  # [n, 16*9, positions]
         patches = F.pixel_unshuffle(crops, 4)  # [n, 48, h/4, w/4], channel c*16 + sy*4 + sx
         # ltx-core's patchify orders a patch's channels (c, column, row): c*16 + sx*4 + sy.
         patches = patches.reshape(len(crops), 3, 4, 4, *patches.shape[2:]).transpose(2, 3).reshape(patches.shape)
-        keep = torch.ones(16, 9, dtype=torch.bool)
-        keep[15] = False  # the constant channel
+        keep = torch.ones(feats.shape[1], 9, dtype=torch.bool)
+        keep[7] = False  # the constant channel
         x = cols.permute(0, 2, 1).reshape(-1, cols.shape[1])
         weight, bias = _lstsq(x, patches.permute(0, 2, 3, 1).reshape(-1, 48), keep.flatten())
         decoder.conv_out.conv.weight.zero_()
-        decoder.conv_out.conv.weight[:, :, -1] = weight.T.reshape(48, 16, 3, 3)
+        decoder.conv_out.conv.weight[:, :, -1] = weight.T.reshape(48, feats.shape[1], 3, 3)
         decoder.conv_out.conv.bias.copy_(bias)
 
 

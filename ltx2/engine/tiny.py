@@ -29,9 +29,9 @@ from ltx2.domain.digest import sha256_file
 TINY_MARKER = "avatar-generator-tiny"
 TINY_VERSION = "4"
 # The digest of every build (tree_digest). Version 4: the video VAE is trained (TRAINED_VIDEO_VAE), its decoder
-# 16 base channels wide (was 4) and its encoder's last block 256 wide. Version 3 had dropped the audio VAE's
+# 16 base channels wide (was 4; 128 channels at the latent, 8 at the patches) and its encoder's last block 256 wide. Version 3 had dropped the audio VAE's
 # per-level residual blocks.
-TINY_DIGEST = "c8b26bd20c64ed50048d4e1d6395c232cdee395113e59734c939e9aacc8e7d9f"
+TINY_DIGEST = "9a1ee7171caabb7ea577a722acdd7c5f654db8940291c385974561d13ac28039"
 _SEED = 20261125
 # Still-image kernels of the trained video VAE (each 3-D kernel as the sum of its temporal taps), written by
 # scripts/train_tiny_vae.py; `_place_still_kernels` turns them into the 3-D kernels the checkpoint holds.
@@ -94,7 +94,13 @@ VAE_CONFIG = {
     "patch_size": 4,
     # The last block doubles the width (256) so each 32-pixel block can carry 4-pixel luma and 8-pixel colour.
     "encoder_blocks": [["compress_all_res", {"multiplier": 1}]] * 2 + [["compress_all_res", {"multiplier": 2}]],
-    "decoder_blocks": [["compress_all", {"multiplier": 2}]] * 3,
+    # Built in reverse: 128 channels at the latent, 64, 16, then 8 at the 4-pixel patches (what the trained
+    # weights use); narrowing early keeps the decode cheap.
+    "decoder_blocks": [
+        ["compress_all", {"multiplier": 2}],
+        ["compress_all", {"multiplier": 4}],
+        ["compress_all", {"multiplier": 2}],
+    ],
     "decoder_base_channels": 16,
     "norm_layer": "pixel_norm",
     "latent_log_var": "uniform",
