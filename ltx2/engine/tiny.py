@@ -28,13 +28,13 @@ from ltx2.domain.digest import sha256_file
 
 TINY_MARKER = "avatar-generator-tiny"
 TINY_VERSION = "4"
-# The digest of every build (tree_digest). Version 4: the video VAE is trained (TRAINED_VIDEO_VAE), its decoder
-# 16 base channels wide (was 4; 128 channels at the latent, 8 at the patches) and its encoder's last block 256 wide. Version 3 had dropped the audio VAE's
-# per-level residual blocks.
+# The digest of every build (tree_digest). Version 4: the video VAE is trained (TRAINED_VIDEO_VAE); its decoder
+# has 16 base channels (was 4; 128 channels at the latent, 8 at the patches), its encoder's last block is 256
+# wide. Version 3 had dropped the audio VAE's per-level residual blocks.
 TINY_DIGEST = "9a1ee7171caabb7ea577a722acdd7c5f654db8940291c385974561d13ac28039"
 _SEED = 20261125
 # Still-image kernels of the trained video VAE (each 3-D kernel as the sum of its temporal taps), written by
-# scripts/train_tiny_vae.py; `_place_still_kernels` turns them into the 3-D kernels the checkpoint holds.
+# scripts/train_tiny_vae.py; `place_still_kernels` turns them into the 3-D kernels the checkpoint holds.
 TRAINED_VIDEO_VAE = Path(__file__).with_name("tiny_vae.safetensors")
 
 # Hard-coded elsewhere in ltx-core and so not shrinkable: latent channels 128, audio z 8 with 16 mel bins,
