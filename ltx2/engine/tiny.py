@@ -1,4 +1,4 @@
-"""A tiny, deterministic, randomly initialised LTX-2 checkpoint set in the release's file formats.
+"""A tiny, deterministic LTX-2 checkpoint set in the release's file formats.
 
 The real weights (~50 GB) cannot be fetched on CI or development machines, so the project builds this set
 and runs the real ltx-pipelines code on it (CPU, seconds per clip). The files have the same layout and
@@ -6,7 +6,9 @@ metadata as the release: one safetensors file holding transformer, video VAE, au
 the release's key prefixes with the JSON config in its metadata, a separate spatial-upsampler file, a
 distilled-LoRA file and a Gemma root (weights in the original layout, tokenizer, image processor).
 
-Every build writes the same bytes: parameters come from a fixed-seed generator in sorted-name order.
+Every build writes the same bytes: parameters come from a fixed-seed generator in sorted-name order, except
+the video VAE's, which are trained (scripts/train_tiny_vae.py) and shipped beside this module, so that decoded
+frames are pictures: a reference photo appears at frame 0 and tests can check it. The transformer stays random.
 """
 
 from __future__ import annotations
@@ -25,11 +27,15 @@ from safetensors.torch import save_file
 from ltx2.domain.digest import sha256_file
 
 TINY_MARKER = "avatar-generator-tiny"
-TINY_VERSION = "3"
-# The digest of every build (tree_digest). Version 3 has no residual blocks per audio VAE level beside the
-# level's up/down-sampling (num_res_blocks 0): same code paths, 40% less audio-decode time on a CPU.
-TINY_DIGEST = "943967b084e627805212a61903ee4f3ff3ef8cb9ef16c388e6733e37fc5555fc"
+TINY_VERSION = "4"
+# The digest of every build (tree_digest). Version 4: the video VAE is trained (TRAINED_VIDEO_VAE); its decoder
+# has 16 base channels (was 4; 128 channels at the latent, 8 at the patches), its encoder's last block is 256
+# wide. Version 3 had dropped the audio VAE's per-level residual blocks.
+TINY_DIGEST = "9a1ee7171caabb7ea577a722acdd7c5f654db8940291c385974561d13ac28039"
 _SEED = 20261125
+# Still-image kernels of the trained video VAE (each 3-D kernel as the sum of its temporal taps), written by
+# scripts/train_tiny_vae.py; `place_still_kernels` turns them into the 3-D kernels the checkpoint holds.
+TRAINED_VIDEO_VAE = Path(__file__).with_name("tiny_vae.safetensors")
 
 # Hard-coded elsewhere in ltx-core and so not shrinkable: latent channels 128, audio z 8 with 16 mel bins,
 # mel_bins 64, audio VAE ch 128, 16 kHz audio with hop 160, 24 kHz vocoder output.
@@ -86,9 +92,16 @@ VAE_CONFIG = {
     "out_channels": 3,
     "latent_channels": 128,
     "patch_size": 4,
-    "encoder_blocks": [["compress_all_res", {"multiplier": 1}]] * 3,
-    "decoder_blocks": [["compress_all", {"multiplier": 2}]] * 3,
-    "decoder_base_channels": 4,
+    # The last block doubles the width (256) so each 32-pixel block can carry 4-pixel luma and 8-pixel colour.
+    "encoder_blocks": [["compress_all_res", {"multiplier": 1}]] * 2 + [["compress_all_res", {"multiplier": 2}]],
+    # Built in reverse: 128 channels at the latent, 64, 16, then 8 at the 4-pixel patches (what the trained
+    # weights use); narrowing early keeps the decode cheap.
+    "decoder_blocks": [
+        ["compress_all", {"multiplier": 2}],
+        ["compress_all", {"multiplier": 4}],
+        ["compress_all", {"multiplier": 2}],
+    ],
+    "decoder_base_channels": 16,
     "norm_layer": "pixel_norm",
     "latent_log_var": "uniform",
     "causal_decoder": False,
@@ -246,7 +259,7 @@ def _component_state(module: torch.nn.Module, prefix: str) -> dict[str, torch.Te
     return {f"{prefix}{k}": v.detach().to(torch.bfloat16).contiguous() for k, v in module.state_dict().items()}
 
 
-def _build_checkpoint_tensors(generator: torch.Generator) -> dict[str, torch.Tensor]:
+def _build_checkpoint_tensors(generator: torch.Generator, trained_video_vae: bool = True) -> dict[str, torch.Tensor]:
     from ltx_core.model.audio_vae import AudioDecoderConfigurator, AudioEncoderConfigurator, VocoderConfigurator
     from ltx_core.model.transformer import LTXModelConfigurator
     from ltx_core.model.video_vae import VideoDecoderConfigurator, VideoEncoderConfigurator
@@ -276,6 +289,8 @@ def _build_checkpoint_tensors(generator: torch.Generator) -> dict[str, torch.Ten
         module = _materialise(configurator.from_config(config))
         _init_(module, generator)
         _set_statistics(module)
+        if trained_video_vae and configurator in (VideoEncoderConfigurator, VideoDecoderConfigurator):
+            load_trained_video_vae(module, prefix)
         state = _component_state(module, prefix)
         # Per-channel statistics are shared by encoder and decoder under one prefix in the release.
         for key in list(state):
@@ -285,6 +300,55 @@ def _build_checkpoint_tensors(generator: torch.Generator) -> dict[str, torch.Ten
                     state[shared] = state.pop(key)
         tensors.update(state)
     return tensors
+
+
+def load_trained_video_vae(module: torch.nn.Module, prefix: str, path: Path | None = None) -> None:
+    """Load the shipped still-image weights into a VideoEncoder (prefix "vae.encoder.") or VideoDecoder."""
+    from safetensors.torch import load_file
+
+    still = load_file(str(path or TRAINED_VIDEO_VAE))
+    own = {k[len(prefix) :]: v for k, v in still.items() if k.startswith(prefix)}
+    own.update({k[len("vae.") :]: v for k, v in still.items() if k.startswith("vae.per_channel_statistics.")})
+    place_still_kernels(module, own, causal=prefix == "vae.encoder.")
+
+
+def place_still_kernels(module: torch.nn.Module, still: dict[str, torch.Tensor], causal: bool) -> None:
+    """Set a video VAE side from still-image weights: every 3-D kernel from its 2-D sum over temporal taps.
+
+    On a still picture every tap sees the same frame, so only the sum is trained. The sum goes to the current
+    frame's tap (the encoder is causal: taps t-2, t-1, t) or the centre tap (the decoder: t-1, t, t+1), so frame
+    0 decodes from latent frame 0 alone. The decoder's temporal upsamplers also make the frames that fall between
+    two latent frames, which a still never shows: they get the on-grid kernel split over both neighbours, so
+    video between latent frames is a blend in the decoder's feature space from one picture to the next.
+    """
+    from ltx_core.model.video_vae.convolution import CausalConv3d
+    from ltx_core.model.video_vae.sampling import DepthToSpaceUpsample
+
+    state = module.state_dict()
+    if set(state) != set(still):
+        raise ValueError(f"{TRAINED_VIDEO_VAE.name} does not match VAE_CONFIG: retrain (scripts/train_tiny_vae.py)")
+    state = {k: v.to(torch.float32).clone() for k, v in still.items()}
+    for name, sub in module.named_modules():
+        if not isinstance(sub, CausalConv3d):
+            continue
+        key = f"{name}.conv.weight"
+        summed = state[key]
+        kernel = torch.zeros(summed.shape[:2] + (sub.time_kernel_size,) + summed.shape[2:])
+        kernel[:, :, -1 if causal else sub.time_kernel_size // 2] = summed
+        state[key] = kernel
+    for name, sub in module.named_modules():
+        if isinstance(sub, DepthToSpaceUpsample) and sub.stride[0] == 2:
+            weight, bias = state[f"{name}.conv.conv.weight"], state[f"{name}.conv.conv.bias"]
+            per = sub.stride[0] * sub.stride[1] * sub.stride[2]  # output channels are (c p1 p2 p3); p1=0 between
+            for start in range(0, weight.shape[0], per):
+                between, on_grid = slice(start, start + per // 2), slice(start + per // 2, start + per)
+                weight[between] = 0
+                weight[between, :, 0] = weight[between, :, 1] = weight[on_grid, :, 1] / 2
+                bias[between] = bias[on_grid]
+    for key, value in state.items():
+        if value.shape != module.state_dict()[key].shape:
+            raise ValueError(f"{TRAINED_VIDEO_VAE.name}: {key} has shape {tuple(value.shape)}: retrain")
+    module.load_state_dict(state)
 
 
 class _gemma_config:
@@ -479,8 +543,11 @@ def tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
-def build_tiny(root: Path) -> TinyPaths:
-    """Write the whole tiny set into `root` (atomically: a half-built folder is never left behind)."""
+def build_tiny(root: Path, trained_video_vae: bool = True) -> TinyPaths:
+    """Write the whole tiny set into `root` (atomically: a half-built folder is never left behind).
+
+    `trained_video_vae=False` keeps the video VAE random too (the benchmark's baseline; not the pinned set).
+    """
     root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=root.parent))
@@ -489,7 +556,7 @@ def build_tiny(root: Path) -> TinyPaths:
         generator = torch.Generator().manual_seed(_SEED)
         with torch.no_grad():
             _save(
-                _build_checkpoint_tensors(generator),
+                _build_checkpoint_tensors(generator, trained_video_vae),
                 paths.checkpoint,
                 metadata=_metadata({"config": json.dumps(full_config(), sort_keys=True)}),
             )

@@ -30,7 +30,7 @@ def test_tiny_build_is_byte_identical_and_small(tiny, tmp_path):
     fresh = build_tiny(tmp_path / "again")
     assert tree_digest(fresh.root) == tree_digest(tiny.root) == TINY_DIGEST
     size = sum(p.stat().st_size for p in fresh.root.rglob("*") if p.is_file())
-    assert 8e6 < size < 12e6
+    assert 12e6 < size < 17e6  # 14.8 MB: the trained video VAE's decoder starts 128 channels wide
 
 
 def test_tiny_loads_without_uninitialized_parameters(tiny, caplog):
