@@ -123,7 +123,8 @@ def banner(state: dict) -> None:
     model = loaded_model(state)
     if model and model.get("tiny"):
         st.warning(
-            "**Tiny test checkpoint loaded.** The real LTX-2 pipeline runs, but the picture and sound are noise. "
+            "**Tiny test checkpoint loaded.** The real LTX-2 pipeline runs, but motion and sound are noise "
+            "(a reference photo shows at the first frame). "
             "For real videos run `avatar models download` on a GPU host: the next launch uses the verified weights.",
             icon=":material/science:",
         )

@@ -697,7 +697,7 @@ def weights_banner(settings: Settings) -> str:
     )
     return (
         f"{line}\n NO REAL WEIGHTS: using the TINY test checkpoint (random weights, CPU-friendly).\n"
-        " The real LTX-2 pipeline runs end to end, but the video and audio are noise.\n"
+        " The real LTX-2 pipeline runs end to end, but motion and sound are noise (a photo shows at frame 0).\n"
         f"{why} For real videos on a GPU host: ./scripts/complete_ltx2_setup.sh (downloads and verifies;\n"
         f" the next launch uses them).\n{line}"
     )

@@ -13,8 +13,9 @@ app.add_typer(models_app, name="models")
 PROJECT_FRONTEND = Path(__file__).resolve().parent.parent.parent / "frontend"
 TINY_BANNER = (
     "TINY CHECKPOINT: no real LTX-2 weights are configured (AVATAR_CHECKPOINT) or recorded by a verified download "
-    "(models/verified.json), so the tiny, randomly initialised test checkpoint is used. The real pipeline runs, "
-    "but the picture and sound are noise. Run `avatar models download` on a GPU host for real videos."
+    "(models/verified.json), so the tiny test checkpoint is used (random transformer, trained video VAE). The real "
+    "pipeline runs, but motion and sound are noise (a reference photo shows at frame 0). Run `avatar models "
+    "download` on a GPU host for real videos."
 )
 
 

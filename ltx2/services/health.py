@@ -75,7 +75,7 @@ def health(store: JobStore, settings: Settings) -> dict:
 WEIGHTS_NOTE = {
     "verified": "real LTX-2 weights, verified by `avatar models download` (models/verified.json)",
     "configured": "real LTX-2 weights set by AVATAR_CHECKPOINT",
-    "tiny": "the tiny test checkpoint (random weights: the video and audio are noise)",
+    "tiny": "the tiny test checkpoint (random transformer: motion and sound are noise)",
     "mixed": "workers run different weight sets (see each worker's model)",
 }
 
