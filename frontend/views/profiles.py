@@ -325,14 +325,8 @@ for i, profile in enumerate(profiles):
         )
         if val is not None:
             right.caption(f"validation loss {val:.4f} · {ui.when(profile.get('created_at'))}")
-        try:
-            st.image(
-                ui.profile_preview(profile),
-                caption=f"Preview: the first frame of a short clip made with {profile['name']} (no photo given)",
-                width=240,
-            )
-        except ApiError:
-            st.caption("No preview frame (this profile was trained before previews were made).")
+        # The actions come before the preview frame: a popover opened at the foot of a tall card on a
+        # scrolled page lands below the fold.
         a, b = st.columns(2)
         a.button(
             "Use in Create",
@@ -350,3 +344,11 @@ for i, profile in enumerate(profiles):
                 on_click=_delete,
                 args=(profile["name"],),
             )
+        try:
+            st.image(
+                ui.profile_preview(profile),
+                caption=f"Preview: the first frame of a short clip made with {profile['name']} (no photo given)",
+                width=240,
+            )
+        except ApiError:
+            st.caption("No preview frame (this profile was trained before previews were made).")
