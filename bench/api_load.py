@@ -761,6 +761,8 @@ def _route_figures(result: dict) -> dict:
         "list_p99_ms": r[LIST]["p99_ms"],
         "create_p50_ms": r[CREATE]["p50_ms"],
         "create_p99_ms": r[CREATE]["p99_ms"],
+        # How late the load client's own loop woke (its share of a p99 is not the server's).
+        "client_lag_p99_ms": (result.get("client_loop_lag_ms") or {}).get("p99"),
         "errors": result["errors"],
         "api_cpu_percent": result["cpu_percent"]["api"],
     }
@@ -845,6 +847,7 @@ def print_suite(out: dict) -> None:
         "list_p99_ms",
         "create_p50_ms",
         "create_p99_ms",
+        "client_lag_p99_ms",
         "errors",
         "api_cpu_percent",
     ):

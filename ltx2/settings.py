@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     ui_port: int = 8501
+    # Log every successful poll (GET of a job, a list, health, metrics) in the access log; off: only errors,
+    # refusals and requests that change something, downloads and streams are logged.
+    log_polls: bool = False
     public_url: str | None = None  # base of the URLs in job documents; default http://<host>:<port>
     api_keys: list[str] = Field(default_factory=list)  # AVATAR_API_KEYS='["key1","key2"]'
     webhook_secret: str | None = None  # whsec_…; generated into the state folder when unset

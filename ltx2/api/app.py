@@ -51,7 +51,7 @@ def reap_forever(store: JobStore, settings: Settings, stop: threading.Event) -> 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    configure_logging()
+    configure_logging(log_polls=settings.log_polls)
     store = JobStore(settings.db_url, links=links_for(settings))
 
     @asynccontextmanager

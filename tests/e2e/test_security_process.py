@@ -205,6 +205,31 @@ def test_state_is_private_and_keys_stay_out_of_the_access_log(tmp_path):
     assert "sekrit" not in log
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("log_polls", [False, True])
+def test_access_log_keeps_changes_and_errors_and_drops_successful_polls(tmp_path, log_polls):
+    env = {"AVATAR_LOG_POLLS": "1"} if log_polls else {}
+    with LiveServer(tmp_path / "log", workers=0, env=env) as live:
+        job = live.client.post("/v1/predictions", json={"input": {"text": "Logged.", "width": 64, "height": 64}})
+        assert job.status_code == 201
+        job_id = job.json()["id"]
+        for _ in range(3):  # what a poller does
+            assert live.client.get(f"/v1/predictions/{job_id}").status_code == 200
+            assert live.client.get(f"/status/{job_id}").status_code == 200
+            assert live.client.get("/v1/predictions?limit=5").status_code == 200
+        assert live.client.get("/v1/predictions/no-such-job").status_code == 404
+        assert live.client.post(f"/v1/predictions/{job_id}/cancel").status_code == 200
+        time.sleep(0.5)
+        log = live.log.read_text()
+    assert '"POST /v1/predictions HTTP/1.1" 201' in log  # a change is logged
+    assert '"POST /v1/predictions/' + job_id + '/cancel HTTP/1.1" 200' in log
+    assert '"GET /v1/predictions/no-such-job HTTP/1.1" 404' in log  # so is every error
+    polls = [f'"GET /v1/predictions/{job_id} HTTP/1.1" 200', f'"GET /status/{job_id} HTTP/1.1" 200']
+    polls.append('"GET /v1/predictions?limit=5 HTTP/1.1" 200')
+    for line in polls:
+        assert log.count(line) == (3 if log_polls else 0), line
+
+
 def test_tracebacks_in_the_log_carry_no_form_values_or_photo_bytes(tmp_path):
     script = textwrap.dedent(f"""
         from pathlib import Path
