@@ -7,8 +7,9 @@
 On a GPU host, everything issue 19 asks for in one command (warm levers stage by stage, the attention kernels,
 then the cold start to READY with a warm and a cold page cache; needs ~50 GB of free disk):
 
-    python bench/gpu_fullsize.py --device cuda --sizes 768x512x121 --levers baseline,prompt-cache,compile,all \
-        --attention --json /tmp/warm.json && python bench/gpu_fullsize.py --device cuda --cold --json /tmp/cold.json
+    python bench/gpu_fullsize.py --device cuda --sizes 768x512x121 \
+        --levers baseline,prompt-cache,compile,overlap,small-tiles,all --attention --json /tmp/warm.json \
+        && python bench/gpu_fullsize.py --device cuda --cold --json /tmp/cold.json
 
 Every model is built from its ltx-core configurator on the meta device, given storage on the target device
 and filled with cheap random values there (no download, no disk reads). The LTX-2 transformer is stored the
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
 import json
 import math
 import statistics
@@ -547,21 +549,24 @@ def _host_chunks(chunks: Iterator[torch.Tensor], clock: StageClock, shape: dict)
 def _encoder(preset: str):
     """The project's single-pass MP4 encoder, or ltx-pipelines' own when ltx2.media is not there yet."""
     try:
-        from ltx2.media import encode_mp4
+        from ltx2.media import encode_mp4, encode_mp4_overlapped
     except ImportError:
         encode_mp4 = None
 
     if encode_mp4 is not None:
 
-        def encode(chunks, fps, out_path, audio):
+        def encode(chunks, fps, out_path, audio, overlapped=False):
+            # overlapped: the encoder on its own thread, fed each chunk as the VAE finishes it (what render does)
             waveform = audio.waveform.float().cpu().numpy()
-            encode_mp4(chunks, fps, out_path, audio=waveform, sample_rate=audio.sampling_rate, preset=preset)
+            (encode_mp4_overlapped if overlapped else encode_mp4)(
+                chunks, fps, out_path, audio=waveform, sample_rate=audio.sampling_rate, preset=preset
+            )
 
         return f"ltx2.media.encode_mp4 (x264 preset {preset})", encode
 
     from ltx_pipelines.utils.media_io import encode_video
 
-    def encode(chunks, fps, out_path, audio):
+    def encode(chunks, fps, out_path, audio, overlapped=False):
         encode_video(chunks, int(round(fps)), audio, str(out_path), video_chunks_number=1)
 
     return "ltx_pipelines.media_io.encode_video", encode
@@ -899,8 +904,10 @@ def _parser() -> argparse.ArgumentParser:
         "--levers",
         type=lambda t: [x.strip() for x in t.split(",") if x.strip()],
         default=["baseline"],
-        help="comma-separated lever sets, each timed stage by stage: baseline (no prompt cache, eager), "
-        "prompt-cache, compile (torch.compile warmed for --sizes), all (default baseline)",
+        help="comma-separated lever sets, each timed stage by stage: baseline (no prompt cache, eager, decode "
+        "then encode), prompt-cache, compile (torch.compile warmed for --sizes), overlap (the encoder fed while "
+        "the VAE decodes), small-tiles (overlap with 32/8-frame decode tiles), all (cache + compile + overlap; "
+        "default baseline)",
     )
     p.add_argument(
         "--attention",
@@ -1003,13 +1010,13 @@ def main(argv: list[str] | None = None) -> dict:
                 report["compile_failed"] = engine.compiled.failed
                 print(f"compiled the transformer for {len(args.sizes)} size(s) in {report['compile_warm_s']:.1f}s")
             for lever in args.levers:
-                _set_levers(engine, lever)
+                lever_encode = _set_levers(engine, lever, encode)
                 print(f"levers: {lever}")
                 for size in args.sizes:
                     for _ in range(args.warmup):
-                        timed_run(engine, instrument, size, args.seed, args.fps, out_dir, encode)
+                        timed_run(engine, instrument, size, args.seed, args.fps, out_dir, lever_encode)
                     for _ in range(args.repeat):
-                        run = timed_run(engine, instrument, size, args.seed, args.fps, out_dir, encode)
+                        run = timed_run(engine, instrument, size, args.seed, args.fps, out_dir, lever_encode)
                         run["levers"] = lever
                         report["runs"].append(run)
                         _print_run(run)
@@ -1028,13 +1035,19 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
-LEVERS = ("baseline", "prompt-cache", "compile", "all")
+LEVERS = ("baseline", "prompt-cache", "compile", "overlap", "small-tiles", "all")
+SMALL_TILES = (32, 8)  # temporal decode tiles (frames, overlap) of the small-tiles lever; the release's are 64/24
 
 
-def _set_levers(engine, lever: str) -> None:
-    """Turn the engine's levers on or off for the next runs (compiled graphs are kept, only bypassed)."""
+def _set_levers(engine, lever: str, encode):
+    """Turn the engine's levers on or off for the next runs (compiled graphs are kept, only bypassed); returns
+    the encode to time them with (overlap, small-tiles and all feed the encoder while the VAE decodes)."""
+    from ltx_core.model.video_vae import TemporalTilingConfig
+
     if lever not in LEVERS:
         raise ValueError(f"unknown lever set {lever!r}: use {', '.join(LEVERS)}")
+    tiles = SMALL_TILES if lever == "small-tiles" else (64, 24)
+    engine.tiling = dataclasses.replace(engine.tiling, temporal_config=TemporalTilingConfig(*tiles))
     cache = lever in ("prompt-cache", "all")
     engine.prompt_cache.size = 16 if cache else 0
     engine.prompt_cache.clear()
@@ -1043,6 +1056,7 @@ def _set_levers(engine, lever: str) -> None:
         if not hasattr(wrapper, "saved"):
             wrapper.saved = wrapper.compiled
         wrapper.compiled = wrapper.saved if lever in ("compile", "all") else None
+    return functools.partial(encode, overlapped=lever in ("overlap", "small-tiles", "all"))
 
 
 def _print_levers(runs: list[dict]) -> None:

@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     compile_shapes: list[str] = Field(
         default_factory=lambda: ["768x512x121", "512x768x121", "512x512x121", "1024x576x121", "384x256x121"]
     )
+    # Temporal tiles of the VAE decode, in frames (multiples of 8): the release decodes 64-frame tiles that overlap
+    # by 24. A chunk of frames reaches the encoder only once the tile after it is decoded, so smaller tiles start
+    # the encode sooner (bench/decode_encode_overlap.py --tiles); the seams are blended over the overlap.
+    decode_tile_frames: int = Field(default=64, ge=16, multiple_of=8)
+    decode_tile_overlap_frames: int = Field(default=24, ge=0, multiple_of=8)
     # The worker starts the next job's model work while the last job's CPU tail (encode, thumbnail, metadata,
     # hash) finishes in a thread; the job is moved to succeeded only once its files are in place. None (auto): on
     # with a GPU, where the tail would otherwise leave it idle; off on CPU, where the tail and the next job share
@@ -134,6 +139,15 @@ class Settings(BaseSettings):
     hf_gemma_repo: str = "google/gemma-3-12b-it-qat-q4_0-unquantized"
 
     _weights_source: Literal["configured", "verified", "tiny"] = PrivateAttr(default="tiny")
+
+    @model_validator(mode="after")
+    def _decode_tiles_advance(self) -> Settings:
+        if self.decode_tile_overlap_frames >= self.decode_tile_frames:
+            raise ValueError(
+                f"AVATAR_DECODE_TILE_OVERLAP_FRAMES ({self.decode_tile_overlap_frames}) must be smaller than "
+                f"AVATAR_DECODE_TILE_FRAMES ({self.decode_tile_frames})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _adopt_verified_weights(self) -> Settings:

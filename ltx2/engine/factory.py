@@ -27,4 +27,5 @@ def load_engine(settings: Settings):
         prompt_cache_size=settings.prompt_cache_size,
         compile_transformer=settings.compile,
         compile_backend=settings.compile_backend,
+        decode_tile=(settings.decode_tile_frames, settings.decode_tile_overlap_frames),
     )

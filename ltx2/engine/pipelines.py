@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
-from ltx_core.model.video_vae import TilingConfig
+from ltx_core.model.video_vae import SpatialTilingConfig, TemporalTilingConfig, TilingConfig
 from ltx_core.quantization import QuantizationPolicy
 from ltx_core.types import Audio
 from ltx_pipelines.a2vid_two_stage import A2VidPipelineTwoStage
@@ -156,8 +156,14 @@ class Engine:
         prompt_cache_size: int = 16,
         compile_transformer: bool = False,
         compile_backend: str = "inductor",
+        decode_tile: tuple[int, int] = (64, 24),
     ):
         self.weights = weights
+        # The release's spatial tiles; temporal tiles (frames, overlap) as configured (ltx2.settings).
+        self.tiling = TilingConfig(
+            spatial_config=SpatialTilingConfig(tile_size_in_pixels=512, tile_overlap_in_pixels=64),
+            temporal_config=TemporalTilingConfig(*decode_tile),
+        )
         self.device = resolve_device(device)
         self.compute_dtype = compute_dtype(self.device, cpu_dtype)
         if self.device.type == "cpu" and (cpu_threads or weights.tiny):
@@ -340,7 +346,7 @@ class Engine:
             num_frames=request.num_frames,
             frame_rate=request.fps,
             images=images,
-            tiling_config=TilingConfig.default(),
+            tiling_config=self.tiling,
         )
         if request.audio is not None:
             pipe = self._a2vid

@@ -180,3 +180,42 @@ def test_warm_up_loads_gemma_and_the_transformer_at_once_with_the_same_weights(t
         a = getattr(together, method)().state_dict()
         b = getattr(one_by_one, method)().state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_smaller_decode_tiles_hand_frames_to_the_encoder_sooner_with_the_same_clip(tiny, engine):
+    from ltx2.engine.factory import load_engine
+    from ltx2.settings import PROJECT_ROOT, Settings
+
+    request = GenerationRequest(prompt="A man says: tiles.", seed=9, width=64, height=64, num_frames=121)
+    release = [chunk for chunk in engine.generate(request).video]
+    # Through the settings a user sets (AVATAR_DECODE_TILE_FRAMES / _OVERLAP_FRAMES), not the engine's insides.
+    small_engine = load_engine(
+        Settings(
+            _env_file=None,
+            models_dir=PROJECT_ROOT / "models",
+            use_verified=False,
+            decode_tile_frames=32,
+            decode_tile_overlap_frames=8,
+            device="cpu",
+        )
+    )
+    small = [chunk for chunk in small_engine.generate(request).video]
+    assert sum(len(c) for c in release) == sum(len(c) for c in small) == 121
+    # The encoder gets its first frames after a smaller share of the decode, and from more, smaller pieces.
+    assert len(small) > len(release) and len(small[0]) < len(release[0])
+    # The same clip: the tiles are blended over their overlap, so no frame changes beyond a seam's rounding.
+    a, b = torch.cat(release).float(), torch.cat(small).float()
+    mse = torch.mean((a - b) ** 2).item()
+    psnr = 10 * torch.log10(torch.tensor(255.0**2 / max(mse, 1e-9))).item()
+    assert psnr > 30, f"the smaller tiles changed the clip: {psnr:.1f} dB against the release tiling"
+
+
+def test_decode_tiles_are_checked():
+    from pydantic import ValidationError
+
+    from ltx2.settings import Settings
+
+    with pytest.raises(ValidationError, match="must be smaller than"):
+        Settings(_env_file=None, decode_tile_frames=32, decode_tile_overlap_frames=32)
+    with pytest.raises(ValidationError, match="multiple of 8"):
+        Settings(_env_file=None, decode_tile_frames=30)
