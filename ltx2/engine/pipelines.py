@@ -38,7 +38,7 @@ from ltx2.domain.limits import side_problem
 from ltx2.engine import progress
 from ltx2.engine.device import apply_cpu_shims, compute_dtype, resolve_device
 from ltx2.engine.ledger import ResidentLedger
-from ltx2.engine.speedups import CompiledTransformer, PromptCache
+from ltx2.engine.speedups import CompiledTransformer, PromptCache, hand_over_early
 
 Mode = Literal["distilled", "two-stage"]
 MAX_FRAMES = 481  # 20 s at 24 fps: LTX-2's longest clip
@@ -183,6 +183,8 @@ class Engine:
         self.prompt_cache = PromptCache(prompt_cache_size)
         self.ledger.on_build("text_encoder", self.prompt_cache.wrap_text_encoder)
         self.ledger.on_build("embeddings_processor", self.prompt_cache.wrap_embeddings_processor)
+        # Each decoded tile's finished frames go to the encoder at once, not one tile later (bit-identical frames).
+        self.ledger.on_build("video_decoder", hand_over_early)
         self.compiled: CompiledTransformer | None = None
         if compile_transformer:
             self.ledger.on_build("transformer", lambda model: self._compile(model, compile_backend))

@@ -219,3 +219,37 @@ def test_decode_tiles_are_checked():
         Settings(_env_file=None, decode_tile_frames=32, decode_tile_overlap_frames=32)
     with pytest.raises(ValidationError, match="multiple of 8"):
         Settings(_env_file=None, decode_tile_frames=30)
+
+
+@pytest.mark.parametrize("tiles", [(64, 24), (32, 8), (16, 8)])
+def test_each_tile_is_handed_over_as_soon_as_it_is_decoded_with_the_librarys_frames(engine, tiles, monkeypatch):
+    from ltx_core.model.video_vae import TemporalTilingConfig, TilingConfig
+
+    from ltx2.engine.speedups import early_tiled_decode
+
+    decoder = engine.ledger.video_decoder()
+    tiling = TilingConfig(temporal_config=TemporalTilingConfig(*tiles))
+    latent = torch.randn(1, 128, 16, 2, 2, generator=torch.Generator().manual_seed(3))  # 121 frames of 64x64
+    decoded = [0]
+    decode_group = decoder._accumulate_temporal_group_into_buffer
+
+    def count(**kwargs):  # one call per temporal tile
+        decoded[0] += 1
+        return decode_group(**kwargs)
+
+    monkeypatch.setattr(decoder, "_accumulate_temporal_group_into_buffer", count)
+    with torch.inference_mode():
+        library = list(type(decoder).tiled_decode(decoder, latent, tiling))
+        decoded[0] = 0
+        tiles_done_at_handover, ours = [], []
+        for chunk in early_tiled_decode(decoder, latent, tiling):
+            tiles_done_at_handover.append(decoded[0])
+            ours.append(chunk)
+    # Bit for bit the library's frames, in the same pieces.
+    assert [c.shape[2] for c in ours] == [c.shape[2] for c in library]
+    assert torch.equal(torch.cat(ours, dim=2), torch.cat(library, dim=2))
+    # The library hands tile i over after decoding tile i+1; here it goes as soon as tile i is decoded.
+    if tiles != (16, 8):  # 16/8: three tiles share frames, the library's own decode runs
+        assert tiles_done_at_handover == list(range(1, len(ours) + 1))
+    # And the engine's resident decoder is the early one.
+    assert engine.ledger.video_decoder().tiled_decode.__func__ is early_tiled_decode
