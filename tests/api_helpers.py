@@ -7,9 +7,11 @@ import hashlib
 import io
 import math
 import struct
+import threading
 import wave
 import zlib
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -201,3 +203,26 @@ def raw_get(app, target: str, headers: dict[str, str] | None = None) -> tuple[in
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     head = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in start["headers"]}
     return start["status"], head, body
+
+
+@contextmanager
+def serve_photo(photo: bytes):
+    """A local web site serving `photo` as /face.png (404 elsewhere); yields its host:port for AVATAR_FETCH_ALLOW."""
+
+    class Photo(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200 if self.path == "/face.png" else 404)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(photo)))
+            self.end_headers()
+            self.wfile.write(photo)
+
+        def log_message(self, *args):
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.1", 0), Photo)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{site.server_address[1]}"
+    finally:
+        site.shutdown()

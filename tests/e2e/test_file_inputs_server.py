@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import replicate
 
 from ltx2.media import probe
-from tests.api_helpers import png_bytes, wav_bytes
+from tests.api_helpers import png_bytes, serve_photo, wav_bytes
 from tests.live_server import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -23,24 +21,10 @@ QUICK = {"width": 64, "height": 64, "seconds": 0.4}
 PHOTO = png_bytes((64, 64), (180, 120, 90))
 
 
-class _Photo(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's name
-        self.send_response(200 if self.path == "/face.png" else 404)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", str(len(PHOTO)))
-        self.end_headers()
-        self.wfile.write(PHOTO)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def photo_site():
-    site = ThreadingHTTPServer(("127.0.0.1", 0), _Photo)
-    threading.Thread(target=site.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{site.server_address[1]}"
-    site.shutdown()
+    with serve_photo(PHOTO) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")

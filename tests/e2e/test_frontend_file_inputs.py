@@ -4,15 +4,13 @@ the Workspace page says how many faces and voices are kept, and where (AppTest a
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
 
-from tests.api_helpers import png_bytes
+from tests.api_helpers import png_bytes, serve_photo
 from tests.live_server import LiveServer
 from tests.pace import scaled
 
@@ -20,24 +18,10 @@ APP = Path(__file__).resolve().parents[2] / "frontend" / "app.py"
 PHOTO = png_bytes((96, 64), (40, 160, 90))
 
 
-class _Photo(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's name
-        self.send_response(200 if self.path == "/face.png" else 404)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", str(len(PHOTO)))
-        self.end_headers()
-        self.wfile.write(PHOTO)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def photo_site():
-    site = ThreadingHTTPServer(("127.0.0.1", 0), _Photo)
-    threading.Thread(target=site.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{site.server_address[1]}"
-    site.shutdown()
+    with serve_photo(PHOTO) as address:
+        yield address
 
 
 @pytest.fixture(scope="module")
