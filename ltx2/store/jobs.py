@@ -176,6 +176,13 @@ def append_log_in(session: Session, job_id: str, line: str) -> Job | None:
 # The status-read statements, built once: constructing them per request cost as much CPU as running them.
 _JOB_BY_ID = select(Job).where(Job.id == bindparam("job_id"))
 _JOB_ROW_BY_ID = select(Job.__table__).where(Job.__table__.c.id == bindparam("job_id"))
+# Claim order, as in claim(): higher priority first, then oldest (seq). A job's rank is 1 + the jobs ahead of it.
+_RANKED = (
+    select(Job.id, func.row_number().over(order_by=(Job.priority.desc(), Job.seq.asc())).label("position"))
+    .where(Job.status == STARTING)
+    .subquery()
+)
+_QUEUE_POSITIONS = select(_RANKED.c.id, _RANKED.c.position).where(_RANKED.c.id.in_(bindparam("ids", expanding=True)))
 _JOBS_AHEAD = (
     select(func.count())
     .select_from(Job)
@@ -363,12 +370,13 @@ class JobStore:
             return row, int(ahead or 0) + 1
 
     def queue_positions(self, jobs: Iterable[Job]) -> dict[str, int]:
-        """Queue positions of the waiting jobs among `jobs`, read in one session."""
-        waiting = [j for j in jobs if j.status == STARTING]
+        """Queue positions of the waiting jobs among `jobs`, in one query: the waiting jobs ranked in claim order
+        (a COUNT per job cost 3.5 of a list's 8.6 ms with 20 jobs waiting)."""
+        waiting = [j.id for j in jobs if j.status == STARTING]
         if not waiting:
             return {}
-        with self.session() as s:
-            return {j.id: self._position_in(s, j) for j in waiting}
+        with self.engine.connect() as c:
+            return {row.id: int(row.position) for row in c.execute(_QUEUE_POSITIONS, {"ids": waiting})}
 
     def list(
         self,
@@ -377,17 +385,24 @@ class JobStore:
         kind: str | None = None,
         cursor: int | None = None,
         limit: int = 50,
+        read_only: bool = False,
     ) -> tuple[list[Job], int | None]:
-        """Newest first. `cursor` is the seq to continue below; returns (jobs, next cursor or None)."""
-        query = select(Job).order_by(Job.seq.desc()).limit(limit + 1)
+        """Newest first. `cursor` is the seq to continue below; returns (jobs, next cursor or None).
+        `read_only`: rows with a Job's attribute names, read without the ORM (what a listing answers from: the
+        ORM's objects cost 1.9 of a 20-job list's 6.7 ms)."""
+        query = select(Job.__table__ if read_only else Job).order_by(Job.seq.desc()).limit(limit + 1)
         if status:
             query = query.where(Job.status.in_(list(status)))
         if kind:
             query = query.where(Job.kind == kind)
         if cursor is not None:
             query = query.where(Job.seq < cursor)
-        with self.session() as s:
-            rows = list(s.scalars(query))
+        if read_only:
+            with self.engine.connect() as c:
+                rows = list(c.execute(query))
+        else:
+            with self.session() as s:
+                rows = list(s.scalars(query))
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, (rows[-1].seq if more and rows else None)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ltx2.settings import PROJECT_ROOT
+from ltx2.store import lifecycle
 from ltx2.store.jobs import JobStore
 from tests.live_server import LiveServer
 
@@ -201,3 +202,15 @@ def test_kill_9_of_a_worker_mid_job_is_recovered_by_another_worker(cluster):
     listed = {w["id"]: w for w in cluster.listed()}
     assert listed[victim["id"]]["alive"] is False  # still listed (last state kept), no longer alive
     assert sum(w["alive"] for w in listed.values()) == 2
+
+
+def test_a_listings_queue_positions_match_each_jobs_own_on_postgresql(pg_cluster):
+    store = JobStore(pg_cluster.create_database("positions"))
+    store.migrate()
+    jobs = [store.create("generate", {"n": i}, priority=i % 2)[0] for i in range(5)]
+    lifecycle.claim(store, "w", ["generate"])  # the highest priority, oldest: jobs[1]
+    waiting = [store.get(j.id) for j in jobs if j.id != jobs[1].id]
+    expected = {j.id: store.queue_position(j) for j in waiting}
+    assert sorted(expected.values()) == [1, 2, 3, 4] and expected[jobs[3].id] == 1
+    assert store.queue_positions(store.list()[0]) == expected  # one window query, PostgreSQL's dialect
+    store.engine.dispose()

@@ -151,6 +151,19 @@ def test_status_reads_in_one_go_match_the_orm_reads(store):
     assert store.get_with_position("nope") == (None, None)
 
 
+def test_a_read_only_listing_gives_the_documents_of_the_orm_listing(store):
+    from ltx2.store.documents import job_document
+
+    jobs = [store.create("generate", {"n": i, "text": "é"}, priority=i % 2)[0] for i in range(4)]
+    lifecycle.claim(store, "w", ["generate"])
+    lifecycle.cancel(store, jobs[0].id)
+    for status in (None, ["starting"]):
+        orm, orm_next = store.list(status=status, limit=3)
+        rows, rows_next = store.list(status=status, limit=3, read_only=True)
+        assert rows_next == orm_next
+        assert [job_document(r, store.links) for r in rows] == [job_document(j, store.links) for j in orm]
+
+
 def test_logs_are_bounded_and_keep_the_newest(store):
     job = store.create("generate", {})[0]
     for i in range(1500):  # 1500 lines of 51 characters: past the 64 KB bound

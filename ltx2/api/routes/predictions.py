@@ -82,7 +82,7 @@ def list_predictions(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ):
     svc.check_statuses(status)
-    jobs, next_cursor = store.list(status=status, kind="generate", cursor=cursor, limit=limit)
+    jobs, next_cursor = store.list(status=status, kind="generate", cursor=cursor, limit=limit, read_only=True)
     nxt = None
     if next_cursor is not None:
         nxt = str(request.url.include_query_params(cursor=next_cursor))
