@@ -78,24 +78,26 @@ def main(argv: list[str] | None = None) -> dict:
             seen.append((len(chunk), time.perf_counter() - start))
             yield chunk
 
+    def encode(encoder, video, result, name: str) -> None:
+        encoder(
+            video,
+            request.fps,
+            out / f"{name}.mp4",
+            audio=result.audio.waveform.float().cpu().numpy(),
+            sample_rate=result.audio.sampling_rate,
+            preset=settings.encode_preset,
+        )
+
     def one(side, n: int) -> float:
         tiling, mode = side
         engine.tiling = dataclasses.replace(engine.tiling, temporal_config=TemporalTilingConfig(*tiling))
         with engine.exclusive("the bench"):
             result = engine.generate(request)
-            audio = result.audio.waveform.float().cpu().numpy()
             start, cpu = time.perf_counter(), time.process_time()
             video = result.video
             if mode == "overlapped":
                 video = timed(video, start, arrivals.setdefault(f"{tiling[0]}/{tiling[1]}", []))
-            encoders[mode](
-                video,
-                request.fps,
-                out / f"{label(side).replace('/', '-').replace(' ', '-')}-{n}.mp4",
-                audio=audio,
-                sample_rate=result.audio.sampling_rate,
-                preset=settings.encode_preset,
-            )
+            encode(encoders[mode], video, result, f"{label(side).replace('/', '-').replace(' ', '-')}-{n}")
             if n >= 0:
                 cpu_s[label(side)].append(time.process_time() - cpu)  # every thread of this process, x264's too
             return time.perf_counter() - start
@@ -114,19 +116,11 @@ def main(argv: list[str] | None = None) -> dict:
     for n in range(args.repeats):
         with engine.exclusive("the bench"):
             result = engine.generate(request)
-            audio = result.audio.waveform.float().cpu().numpy()
             start = time.perf_counter()
             chunks = list(result.video)
             apart["decode"].append(time.perf_counter() - start)
             start = time.perf_counter()
-            encode_mp4(
-                chunks,
-                request.fps,
-                out / f"apart-{n}.mp4",
-                audio=audio,
-                sample_rate=result.audio.sampling_rate,
-                preset=settings.encode_preset,
-            )
+            encode(encode_mp4, chunks, result, f"apart-{n}")
             apart["encode"].append(time.perf_counter() - start)
     decode_s, encode_s = (statistics.median(apart[k]) for k in ("decode", "encode"))
 

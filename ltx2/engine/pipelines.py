@@ -23,7 +23,7 @@ from typing import Literal
 
 import torch
 from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
-from ltx_core.model.video_vae import SpatialTilingConfig, TemporalTilingConfig, TilingConfig
+from ltx_core.model.video_vae import TemporalTilingConfig, TilingConfig
 from ltx_core.quantization import QuantizationPolicy
 from ltx_core.types import Audio
 from ltx_pipelines.a2vid_two_stage import A2VidPipelineTwoStage
@@ -159,11 +159,8 @@ class Engine:
         decode_tile: tuple[int, int] = (64, 24),
     ):
         self.weights = weights
-        # The release's spatial tiles; temporal tiles (frames, overlap) as configured (ltx2.settings).
-        self.tiling = TilingConfig(
-            spatial_config=SpatialTilingConfig(tile_size_in_pixels=512, tile_overlap_in_pixels=64),
-            temporal_config=TemporalTilingConfig(*decode_tile),
-        )
+        # The release's tiling with the temporal tiles (frames, overlap) as configured (ltx2.settings).
+        self.tiling = replace(TilingConfig.default(), temporal_config=TemporalTilingConfig(*decode_tile))
         self.device = resolve_device(device)
         self.compute_dtype = compute_dtype(self.device, cpu_dtype)
         if self.device.type == "cpu" and (cpu_threads or weights.tiny):
